@@ -1,1 +1,21 @@
-"""layers package of spikevideoformer."""
+"""Layers: neurons (LIF, Integer-LIF), attention cores and groupings, RepConv, blocks.
+
+This room imports nothing else of the package.
+"""
+from .attention import (
+    GROUPINGS, dot_explicit, dot_linear, from_tokens, hamming_explicit, hamming_linear,
+    resolve_scale, softmax_attention, to_tokens,
+)
+from .blocks import (
+    ATTENTIONS, DESIGNS, MLP, ConvBlock, DownSampling, SepConv, SpikeAttention, TransformerBlock,
+)
+from .neuron import LIF, LIFFunction, LIFParams, NeuronSpec, lif_multistep, lif_reference
+from .repconv import BNAndPad, RepConv, bn_zero_response
+
+__all__ = [
+    "LIF", "LIFFunction", "LIFParams", "NeuronSpec", "lif_multistep", "lif_reference",
+    "GROUPINGS", "to_tokens", "from_tokens", "hamming_linear", "dot_linear", "softmax_attention",
+    "hamming_explicit", "dot_explicit", "resolve_scale", "ATTENTIONS", "DESIGNS", "MLP",
+    "ConvBlock", "DownSampling", "SepConv", "SpikeAttention", "TransformerBlock", "BNAndPad",
+    "RepConv", "bn_zero_response",
+]

@@ -1,1 +1,13 @@
-"""models package of spikevideoformer."""
+"""Models: the SpikeVideoFormer backbone, the registry and official-checkpoint import."""
+from .backbone import SpikeVideoFormer, check_video
+from .official import (
+    ATT_MODES, convert_official_state_dict, infer_config_from_state_dict,
+    load_official_checkpoint, load_state_dict_checked,
+)
+from .registry import MODEL_SIZES, create_model, list_models, make_neuron_spec
+
+__all__ = [
+    "SpikeVideoFormer", "check_video", "ATT_MODES", "convert_official_state_dict",
+    "infer_config_from_state_dict", "load_official_checkpoint", "load_state_dict_checked",
+    "MODEL_SIZES", "create_model", "list_models", "make_neuron_spec",
+]

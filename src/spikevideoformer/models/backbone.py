@@ -1,0 +1,165 @@
+"""SpikeVideoFormer: the 4-stage Meta-SpikeFormer-style backbone + classification head (SPEC §2, §4).
+
+Public layout is batch first ``[B, T, C, H, W]``; inside the network runs on
+``[T, B, C, H, W]``. Attribute names equal the official ``metaspikformer.py`` module names, so
+official state_dicts load with the identity mapping (see ``models/official.py``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..layers.blocks import ATTENTIONS, DESIGNS, ConvBlock, DownSampling, TransformerBlock
+from ..layers.neuron import NeuronSpec
+
+__all__ = ["SpikeVideoFormer", "check_video"]
+
+MIN_SIZE = 16  # four stride-2 stages
+
+
+def check_video(video: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Validate a public input and return it as ``[B, T, C, H, W]`` (an image is T = 1).
+
+    Raises one ``TypeError``/``ValueError`` naming the problem (rank, channels, T, size, dtype,
+    non-finite values) instead of a failure deep inside torch.
+    """
+    if not isinstance(video, torch.Tensor):
+        raise TypeError(f"video must be a torch.Tensor, got {type(video).__name__}")
+    if not video.is_floating_point():
+        raise TypeError(
+            f"video must be a floating-point tensor (e.g. float32 in [0, 1] then normalised), "
+            f"got dtype {video.dtype}; convert uint8 frames with video.float() / 255"
+        )
+    if video.dim() == 4:
+        video = video.unsqueeze(1)
+    if video.dim() != 5:
+        raise ValueError(
+            f"video must be [B, T, {in_chans}, H, W] (or an image [B, {in_chans}, H, W]), "
+            f"got shape {tuple(video.shape)}"
+        )
+    B, T, C, H, W = video.shape
+    if B == 0:
+        raise ValueError("video batch is empty (B = 0)")
+    if T == 0:
+        raise ValueError(f"video has T = 0 frames (shape {tuple(video.shape)})")
+    if C != in_chans:
+        raise ValueError(
+            f"video has {C} channels but the model expects in_chans={in_chans} "
+            f"(shape {tuple(video.shape)}, layout [B, T, C, H, W])"
+        )
+    if H < MIN_SIZE or W < MIN_SIZE:
+        raise ValueError(
+            f"frames of {H}x{W} are too small: the backbone downsamples 16x, "
+            f"use at least {MIN_SIZE}x{MIN_SIZE}"
+        )
+    if not torch.isfinite(video).all():
+        raise ValueError("video contains NaN or inf values")
+    return video
+
+
+class SpikeVideoFormer(nn.Module):
+    """Spike-driven video transformer (Zou et al., ICML 2025).
+
+    Args:
+        embed_dim: channel widths ``(c0, c1, c2, c3)`` of the four stages (SPEC §2).
+        num_classes: classes of the linear head; 0 builds no head (feature extractor).
+        in_chans: input channels (3 for RGB, 2 for event frames).
+        attention: ``"hamming"`` (SDHA), ``"dot"`` (SDSA) or ``"softmax"`` (ANN counterpart).
+        design: ``"joint"``, ``"spatial"``, ``"factorized"`` or ``"hierarchical"`` (SPEC §3).
+        neuron: :class:`NeuronSpec` (LIF/Integer-LIF, or ReLU for the ANN counterpart).
+        heads, mlp_ratio, depths: 8, 4 and (6, 2) transformer blocks in stages 3 and 4.
+        scale: attention scale (``"1/(2C)"``, ``"1/8"``, ``"1/sqrt(d)"`` or a float).
+        kd: also build the distillation head ``head_kd`` (output = mean of both heads).
+    """
+
+    def __init__(self, embed_dim: Sequence[int] = (64, 128, 256, 360), num_classes: int = 1000,
+                 in_chans: int = 3, attention: str = "hamming", design: str = "joint",
+                 neuron: NeuronSpec | None = None, heads: int = 8, mlp_ratio: int = 4,
+                 depths: Sequence[int] = (6, 2), scale: str | float | None = None,
+                 kd: bool = False) -> None:
+        super().__init__()
+        embed_dim = tuple(int(c) for c in embed_dim)
+        if len(embed_dim) != 4 or any(c <= 0 for c in embed_dim):
+            raise ValueError(f"embed_dim must be 4 positive ints, got {embed_dim}")
+        if embed_dim[0] % 2:
+            raise ValueError(f"embed_dim[0] must be even (stem has c0/2 channels), got {embed_dim[0]}")
+        for c in embed_dim[2:]:
+            if c % heads:
+                raise ValueError(f"stage width {c} is not divisible by heads={heads}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        if design not in DESIGNS:
+            raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+        if in_chans < 1:
+            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        neuron = neuron or NeuronSpec()
+        self.embed_dim, self.in_chans, self.num_classes = embed_dim, in_chans, num_classes
+        self.attention, self.design, self.neuron = attention, design, neuron
+        c0, c1, c2, c3 = embed_dim
+
+        self.downsample1_1 = DownSampling(in_chans, c0 // 2, 7, 2, 3, neuron, first=True)
+        self.ConvBlock1_1 = nn.ModuleList([ConvBlock(c0 // 2, neuron, mlp_ratio)])
+        self.downsample1_2 = DownSampling(c0 // 2, c0, 3, 2, 1, neuron)
+        self.ConvBlock1_2 = nn.ModuleList([ConvBlock(c0, neuron, mlp_ratio)])
+        self.downsample2 = DownSampling(c0, c1, 3, 2, 1, neuron)
+        self.ConvBlock2_1 = nn.ModuleList([ConvBlock(c1, neuron, mlp_ratio)])
+        self.ConvBlock2_2 = nn.ModuleList([ConvBlock(c1, neuron, mlp_ratio)])
+        self.downsample3 = DownSampling(c1, c2, 3, 2, 1, neuron)
+        block = dict(neuron=neuron, heads=heads, mlp_ratio=mlp_ratio, attention=attention,
+                     design=design, scale=scale)
+        self.block3 = nn.ModuleList([TransformerBlock(c2, **block) for _ in range(depths[0])])
+        self.downsample4 = DownSampling(c2, c3, 3, 1, 1, neuron)
+        self.block4 = nn.ModuleList([TransformerBlock(c3, **block) for _ in range(depths[1])])
+        self.head_lif = neuron.make()
+        self.head = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
+        if kd:
+            self.head_kd = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
+
+    @property
+    def feature_channels(self) -> tuple[int, int, int, int]:
+        """Channels of the four stage outputs of :meth:`forward_features`."""
+        return self.embed_dim
+
+    def _stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Run the backbone on ``[T, B, C, H, W]``; returns the 4 stage outputs (time major)."""
+        x = self.downsample1_1(x)
+        for blk in self.ConvBlock1_1:
+            x = blk(x)
+        x = self.downsample1_2(x)
+        for blk in self.ConvBlock1_2:
+            x = blk(x)
+        s1 = x
+        x = self.downsample2(x)
+        for blk in (*self.ConvBlock2_1, *self.ConvBlock2_2):
+            x = blk(x)
+        s2 = x
+        x = self.downsample3(x)
+        for blk in self.block3:
+            x = blk(x)
+        s3 = x
+        x = self.downsample4(x)
+        for blk in self.block4:
+            x = blk(x)
+        return [s1, s2, s3, x]
+
+    def forward_features(self, video: torch.Tensor) -> list[torch.Tensor]:
+        """``video [B, T, C, H, W]`` → the 4 stage outputs, each ``[B, T, C_i, H_i, W_i]``."""
+        video = check_video(video, self.in_chans)
+        feats = self._stages(video.transpose(0, 1))
+        return [f.transpose(0, 1) for f in feats]
+
+    def forward_head(self, last: torch.Tensor) -> torch.Tensor:
+        """Classification head on time-major ``[T, B, C, H, W]``: spatial mean → LIF →
+        Linear → mean over T (official code, SPEC §4)."""
+        x = self.head_lif(last.flatten(3).mean(3))  # [T, B, C]
+        out = self.head(x)
+        if hasattr(self, "head_kd"):
+            out = (out + self.head_kd(x)) / 2
+        return out.mean(0)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``video [B, T, C, H, W]`` (or an image ``[B, C, H, W]`` = T 1) → logits ``[B, K]``."""
+        video = check_video(video, self.in_chans)
+        return self.forward_head(self._stages(video.transpose(0, 1))[-1])

@@ -1,0 +1,67 @@
+"""Model registry: ``create_model(name, **overrides)`` and ``list_models()`` (timm style).
+
+Sizes follow SPEC §2: ``embed_dim = (c0, c1, c2, c3)``, 8 heads, MLP ratio 4.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from ..layers.neuron import NeuronSpec
+from .backbone import SpikeVideoFormer
+
+__all__ = ["MODEL_SIZES", "list_models", "create_model", "make_neuron_spec"]
+
+MODEL_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "svf_tiny": (16, 32, 64, 80),
+    "svf_15m": (64, 128, 256, 360),
+    "svf_31m": (96, 192, 384, 480),
+    "svf_55m": (128, 256, 512, 640),
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return list(MODEL_SIZES)
+
+
+def make_neuron_spec(neuron: str | dict | NeuronSpec = "lif", spike_max: int | None = None,
+                     temporal_state: bool | None = None) -> NeuronSpec:
+    """Build a :class:`NeuronSpec` from ``"lif"``/``"relu"``, a dict of its fields, or a spec."""
+    if isinstance(neuron, NeuronSpec):
+        kw = {f.name: getattr(neuron, f.name) for f in fields(NeuronSpec)}
+    elif isinstance(neuron, str):
+        kw = {"kind": neuron}
+    elif isinstance(neuron, dict):
+        valid = {f.name for f in fields(NeuronSpec)}
+        bad = sorted(set(neuron) - valid)
+        if bad:
+            raise ValueError(f"unknown neuron option(s) {bad}; valid: {sorted(valid)}")
+        kw = dict(neuron)
+    else:
+        raise TypeError(f"neuron must be a str, dict or NeuronSpec, got {type(neuron).__name__}")
+    if spike_max is not None:
+        kw["spike_max"] = spike_max
+    if temporal_state is not None:
+        kw["temporal_state"] = temporal_state
+    return NeuronSpec(**kw)
+
+
+def create_model(name: str, *, num_classes: int = 1000, attention: str = "hamming",
+                 design: str = "joint", embed_dim=None, in_chans: int = 3,
+                 neuron: str | dict | NeuronSpec = "lif", spike_max: int | None = None,
+                 temporal_state: bool | None = None, **kw: Any) -> SpikeVideoFormer:
+    """Build a registered SpikeVideoFormer.
+
+    ``create_model("svf_15m", num_classes=400, attention="hamming", design="joint")``.
+    ``neuron="relu"`` with ``attention="softmax"`` gives the ANN counterpart; ``spike_max=4``
+    the Integer-LIF backbone; ``temporal_state=False`` resets membranes every frame.
+    Other keyword arguments go to :class:`SpikeVideoFormer` (heads, mlp_ratio, depths, scale, kd).
+    """
+    if name not in MODEL_SIZES:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODEL_SIZES)}")
+    spec = make_neuron_spec(neuron, spike_max, temporal_state)
+    return SpikeVideoFormer(
+        embed_dim=MODEL_SIZES[name] if embed_dim is None else embed_dim, num_classes=num_classes,
+        in_chans=in_chans, attention=attention, design=design, neuron=spec, **kw,
+    )

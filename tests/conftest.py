@@ -1,0 +1,28 @@
+"""Shared test settings: few threads (CI has 2 cores), deterministic seeds, reference paths."""
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial running statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
+                m.bias.data.copy_(torch.randn(c, generator=g) * 0.1 + 0.2)
