@@ -42,7 +42,7 @@ class LIFParams:
     """Hyper-parameters of a multi-step LIF neuron (defaults: SPEC §1 / official code)."""
 
     tau: float = 2.0
-    v_th: float = 1.0
+    v_th: float | torch.Tensor = 1.0  # a tensor broadcastable to x[t] gives per-channel thresholds
     v_reset: float = 0.0
     decay_input: bool = True
     soft_reset: bool = False
@@ -53,7 +53,7 @@ class LIFParams:
     def __post_init__(self) -> None:
         if not self.tau > 1.0:
             raise ValueError(f"LIF tau must be > 1, got {self.tau}")
-        if not self.v_th > 0:
+        if not bool(torch.all(torch.as_tensor(self.v_th) > 0)):
             raise ValueError(f"LIF v_th must be > 0, got {self.v_th}")
         if int(self.spike_max) != self.spike_max or self.spike_max < 1:
             raise ValueError(f"LIF spike_max must be an integer >= 1, got {self.spike_max}")
