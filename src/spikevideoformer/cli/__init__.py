@@ -10,7 +10,11 @@ import sys
 
 # name → (module, one-line help); modules are imported only when their command runs
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "train svf_tiny on an embedded task in minutes and use the checkpoint"),
     "models": ("models", "list registered models with embed_dim and parameter counts"),
+    "train": ("train", "train a model from a YAML config (+ key=value overrides)"),
+    "eval": ("evaluate", "evaluate a checkpoint: top-1/top-5, confusion matrix"),
+    "predict": ("predict", "top-k classes of one video file"),
 }
 
 

@@ -63,6 +63,7 @@ class ModelConfig:
     embed_dim: Optional[Tuple[int, ...]] = None
     neuron: str = "lif"
     spike_max: int = 1
+    temporal_state: bool = True
     init: Optional[str] = None
 
 
@@ -79,6 +80,8 @@ class DataConfig:
     num_workers: int = 0
     train_samples: Optional[int] = None
     val_samples: Optional[int] = None
+    eval_clips: int = 1
+    eval_crops: int = 1
 
 
 @dataclass
@@ -218,8 +221,9 @@ def _validate(cfg: TrainConfig) -> None:
         _check(len(m.embed_dim) == 4 and all(c > 0 for c in m.embed_dim), "model.embed_dim",
                "must be null or 4 positive channel widths", list(m.embed_dim))
     _check(m.spike_max >= 1, "model.spike_max", "must be >= 1", m.spike_max)
-    for k in ("num_frames", "size", "batch_size"):
+    for k in ("num_frames", "size", "batch_size", "eval_clips"):
         _check(getattr(d, k) >= 1, f"data.{k}", "must be >= 1", getattr(d, k))
+    _check(d.eval_crops in (1, 3), "data.eval_crops", "must be 1 or 3", d.eval_crops)
     _check(d.num_workers >= 0, "data.num_workers", "must be >= 0", d.num_workers)
     for k in ("train_samples", "val_samples"):
         v = getattr(d, k)

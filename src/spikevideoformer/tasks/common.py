@@ -1,0 +1,58 @@
+"""Shared glue of the tasks: build a backbone from a ModelConfig, load a trained run."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
+from ..engine.config import TrainConfig, load_config
+from ..models import SpikeVideoFormer, create_model
+
+__all__ = ["build_backbone", "write_json", "load_run_config", "load_trained"]
+
+
+def build_backbone(model_cfg: Any, in_chans: int, num_classes: int) -> SpikeVideoFormer:
+    """``create_model`` from a :class:`ModelConfig` (``num_classes=0``: no head)."""
+    return create_model(
+        model_cfg.name, num_classes=num_classes, attention=model_cfg.attention,
+        design=model_cfg.design, embed_dim=model_cfg.embed_dim, in_chans=in_chans,
+        neuron=model_cfg.neuron, spike_max=model_cfg.spike_max,
+        temporal_state=model_cfg.temporal_state)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, default=float)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_run_config(checkpoint: str | os.PathLike) -> tuple[Path, TrainConfig]:
+    """Resolve a checkpoint directory and read the TrainConfig recorded in its meta.json."""
+    d = resolve_checkpoint(checkpoint)
+    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    if not meta.get("config"):
+        raise ValueError(f"checkpoint {d} records no training config in meta.json")
+    return d, load_config(meta["config"])
+
+
+def load_trained(checkpoint: str | os.PathLike, build) -> tuple[torch.nn.Module, TrainConfig, Path]:
+    """Build a model with ``build(cfg)`` and load the checkpoint's weights (eval mode)."""
+    d, cfg = load_run_config(checkpoint)
+    model = build(cfg)
+    load_checkpoint(d, model, restore_rng=False)
+    return model.eval(), cfg, d
