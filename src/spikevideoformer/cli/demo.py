@@ -82,4 +82,8 @@ def _classification(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.task == "classification":
         return _classification(args)
-    raise ValueError(f"svf demo --task {args.task} is not available yet")
+    if args.task == "pose":
+        from ..tasks.pose.demo import run_pose_demo
+        return run_pose_demo(args)
+    from ..tasks.segmentation.demo import run_segmentation_demo
+    return run_segmentation_demo(args)

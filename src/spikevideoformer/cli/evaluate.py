@@ -1,4 +1,8 @@
-"""``svf eval``: evaluate a trained checkpoint (top-1/top-5 with multi-view testing)."""
+"""``svf eval``: evaluate a trained checkpoint (the task is read from its config).
+
+Classification: top-1/top-5 with multi-view testing; pose: MPJPE/PA-MPJPE/PEL-MPJPE;
+segmentation: mIoU and mVC.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +15,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, choices=[1, 3], help="spatial crops (data.eval_crops)")
     p.add_argument("--root", help="dataset root (data.root) if it moved")
     p.add_argument("--out", help="folder for eval_metrics.json / eval_confusion.png")
+    p.add_argument("--task", choices=["classification", "pose", "segmentation"],
+                   help="optional check: the checkpoint must have been trained for this task")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..tasks.common import load_run_config
+    task = load_run_config(args.checkpoint)[1].run.task
+    if args.task and args.task != task:
+        raise ValueError(f"checkpoint {args.checkpoint} was trained for run.task={task!r}, not {args.task!r}")
+    if task != "classification":  # pose / segmentation print their own tables
+        import importlib
+        mod = importlib.import_module(f"..tasks.{task}.runner", __package__)
+        getattr(mod, f"evaluate_{task}")(args.checkpoint, args.out, print_table=True)
+        return 0
     from ..tasks.classification import evaluate_classification
     over = {k: v for k, v in (("eval_clips", args.clips), ("eval_crops", args.crops),
                               ("root", args.root)) if v is not None}

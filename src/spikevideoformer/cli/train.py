@@ -60,7 +60,13 @@ def run_training(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.run.task == "classification":
         from ..tasks.classification import train_classification
         return train_classification(cfg, progress=progress)
-    raise ValueError(f"run.task={cfg.run.task!r} is not available yet")
+    if cfg.run.task == "pose":
+        from ..tasks.pose.runner import train_pose
+        return train_pose(cfg, progress=progress)
+    if cfg.run.task == "segmentation":
+        from ..tasks.segmentation.runner import train_segmentation
+        return train_segmentation(cfg, progress=progress)
+    raise ValueError(f"unknown run.task {cfg.run.task!r}")
 
 
 def run(args: argparse.Namespace) -> int:
