@@ -181,3 +181,22 @@ def test_load_model_weights_drops_head(tmp_path):
                tmp_path / "w.pth")
     report = load_model_weights(tmp_path / "w.pth", net(classes=4, seed=3))
     assert len(report.dropped) == 2 and len(report.loaded) == len(src.state_dict()) - 2
+
+
+def test_rgb_stem_adapts_to_event_channels(tmp_path):
+    """An RGB checkpoint initialises a 2-channel (event) model: stem filters averaged."""
+    import spikevideoformer as svf
+    from safetensors.torch import save_file
+
+    rgb = svf.create_model("svf_tiny", num_classes=4)
+    path = tmp_path / "rgb.safetensors"
+    save_file({k: v.contiguous() for k, v in rgb.state_dict().items()}, str(path))
+    ev = svf.create_model("svf_tiny", num_classes=4, in_chans=2)
+    report = load_model_weights(path, ev)
+    assert [k for k, _, _ in report.adapted] == ["downsample1_1.encode_conv.weight"]
+    w_rgb = rgb.downsample1_1.encode_conv.weight
+    w_ev = ev.downsample1_1.encode_conv.weight
+    # response to a uniform input is preserved: sum over input channels is unchanged
+    torch.testing.assert_close(w_ev.sum(1), w_rgb.sum(1))
+    torch.testing.assert_close(w_ev[:, 0], w_ev[:, 1])
+    assert "adapted" in str(report)

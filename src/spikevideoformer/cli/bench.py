@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-batch", type=int, default=None, help="training-step batch (2)")
     p.add_argument("--train-frames", type=int, default=None, help="training-step T (8)")
     p.add_argument("--train-size", type=int, default=None, help="training-step frame size (112)")
-    p.add_argument("--reps", type=int, default=None, help="timed rounds per candidate in the sweep (3; the LIF and training-step "
-                        "sections use at least 5)")
+    p.add_argument("--reps", type=int, default=None,
+                   help="timed rounds per candidate (5; the LIF section uses twice as many)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly rows")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 

@@ -17,7 +17,7 @@ from .train import config_from_args, run_training
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="classification",
                    choices=["classification", "pose", "segmentation"])
-    p.add_argument("--modality", default="rgb", choices=["rgb", "event"],
+    p.add_argument("--modality", default="rgb", choices=["rgb", "event", "events"],
                    help="event: the clips are converted to event frames by the simulator")
     p.add_argument("--compare", action="store_true",
                    help="also train a spatial-only model without temporal state")
@@ -39,6 +39,7 @@ def print_table(history: list[dict], title: str) -> None:
 
 
 def _classification(args: argparse.Namespace) -> int:
+    args.modality = args.modality.rstrip("s")  # "events" is an alias of "event"
     from ..data.moving_digits import MovingDigits
     from ..data.video_io import write_video
     from ..engine.logger import read_jsonl

@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--task", choices=["classification", "pose", "segmentation"],
                    help="run.task (default: from the config)")
-    p.add_argument("--modality", choices=["rgb", "gray", "event"], help="data.modality")
+    p.add_argument("--modality", choices=["rgb", "gray", "event", "events"],
+                   help="data.modality ('events' = 'event')")
     p.add_argument("--resume", metavar="auto|DIR", help="resume from a checkpoint ('auto': out/last)")
     p.add_argument("--init", metavar="PATH", help="initialise weights (official .pth or ours)")
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.task:
         extra.append(f"run.task={args.task}")
     if args.modality:
-        extra.append(f"data.modality={args.modality}")
+        extra.append(f"data.modality={args.modality.rstrip('s')}")
     if args.resume:
         extra.append(f"run.resume={args.resume}")
     if args.init:

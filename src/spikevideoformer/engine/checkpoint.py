@@ -33,6 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..data.events.representation import adapt_stem_weight
 from .distributed import _strip_prefixes, capture_rng_state, restore_rng_state, unwrap_model
 from .logger import _fsync_dir, _fsync_file, _tmp_name, atomic_write_bytes
 
@@ -352,12 +353,16 @@ class LoadReport:
     source: str
     loaded: List[str] = field(default_factory=list)
     dropped: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
+    adapted: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        total = len(self.loaded) + len(self.missing) + len(self.dropped)
+        total = len(self.loaded) + len(self.missing) + len(self.dropped) + len(self.adapted)
         lines = [f"loaded {len(self.loaded)}/{total} tensors from {self.source}"]
+        if self.adapted:
+            lines.append("adapted input channels (filters averaged): " + _short(
+                [f"{k} {list(f)} -> {list(m)}" for k, f, m in self.adapted]))
         if self.dropped:
             lines.append("dropped (shape mismatch): " + _short(
                 [f"{k} {list(f)} in file vs {list(m)} in model" for k, f, m in self.dropped]))
@@ -385,6 +390,12 @@ def _read_weights(path: Path) -> Dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def _input_channels_differ(src: torch.Tensor, dst: torch.Tensor) -> bool:
+    """A conv weight ``[Cout, Cin, k, k]`` that differs only in its input channels."""
+    return (src.dim() == 4 and dst.dim() == 4 and src.shape[1] != dst.shape[1]
+            and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:])
+
+
 def load_model_weights(path: PathLike, model: torch.nn.Module, drop_mismatched_head: bool = True) -> LoadReport:
     """Initialise ``model`` from a weights file for fine-tuning; returns a :class:`LoadReport`.
 
@@ -393,6 +404,9 @@ def load_model_weights(path: PathLike, model: torch.nn.Module, drop_mismatched_h
     ``{"model": ...}`` wrappers and ``module.`` prefixes are handled).  Tensors whose shape
     differs from the model's (e.g. a head trained with another ``num_classes``) are dropped and
     reported when ``drop_mismatched_head`` is true, otherwise :class:`CheckpointError` is raised.
+    A conv weight that differs only in its input channels (an RGB stem loaded into a 2-channel
+    event model) is adapted with :func:`adapt_stem_weight` (mean of the filters over the input
+    channels, repeated and rescaled by ``C_old / C_new``) and reported as adapted.
     Missing keys keep their initialisation; unexpected keys are ignored; both are reported.
     """
     path = Path(path)
@@ -404,6 +418,10 @@ def load_model_weights(path: PathLike, model: torch.nn.Module, drop_mismatched_h
     for key, mine in own.items():  # report in the model's order
         if key not in weights:
             report.missing.append(key)
+        elif _input_channels_differ(weights[key], mine):
+            # e.g. an RGB stem loaded into a 2-channel event model: documented averaging rule
+            keep[key] = adapt_stem_weight(weights[key], mine.shape[1]).to(mine.dtype)
+            report.adapted.append((key, tuple(weights[key].shape), tuple(mine.shape)))
         elif weights[key].shape != mine.shape:
             report.dropped.append((key, tuple(weights[key].shape), tuple(mine.shape)))
         else:

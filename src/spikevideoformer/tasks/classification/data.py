@@ -1,7 +1,7 @@
 """Build classification datasets and loaders from a :class:`DataConfig`.
 
 Datasets: ``moving_digits`` (embedded temporal task), ``video_folder`` (Kinetics layout),
-``video_list`` (``root/train.csv`` + ``root/val.csv``). Modalities: ``rgb`` (3 channels),
+``video_list`` (``root/train.csv`` + ``root/val.csv``), ``dvs_gesture`` (DVS128 Gesture on disk). Modalities: ``rgb`` (3 channels),
 ``gray`` (1) and ``event`` (2: ON/OFF counts from the video-to-events simulator).
 """
 from __future__ import annotations
@@ -93,9 +93,19 @@ def build_classification_data(data_cfg: Any, num_classes: int, seed: int = 0):
             raise ValueError(f"model.num_classes={num_classes} but the dataset has "
                              f"{len(train.classes)} classes: {train.classes[:10]}")
         train, val = _cap(train, data_cfg.train_samples, seed), _cap(val, data_cfg.val_samples, seed)
+    elif name == "dvs_gesture":  # event recordings on disk: already 2-channel event frames
+        if modality != "event" or not data_cfg.root:
+            raise ValueError("data.dataset=dvs_gesture needs data.modality=event and data.root")
+        from ...data.events.dvs_gesture import DVSGesture
+        kw = dict(num_frames=data_cfg.num_frames, size=data_cfg.size)
+        train, val = DVSGesture(data_cfg.root, "train", **kw), DVSGesture(data_cfg.root, "test", **kw)
+        if len(train.classes) != num_classes:
+            raise ValueError(f"model.num_classes={num_classes} but DVS128 Gesture has {len(train.classes)}")
+        train, val = _cap(train, data_cfg.train_samples, seed), _cap(val, data_cfg.val_samples, seed)
+        return train, val, list(train.classes), collate_skip_none
     else:
         raise ValueError(f"unknown data.dataset {name!r} for classification; use moving_digits, "
-                         f"video_folder or video_list")
+                         f"video_folder, video_list or dvs_gesture")
     classes = list(getattr(train, "classes", None) or getattr(train.dataset, "classes"))
     if modality != "rgb":
         train, val = ModalityDataset(train, modality), ModalityDataset(val, modality)
