@@ -64,6 +64,7 @@ class ModelConfig:
     neuron: str = "lif"
     spike_max: int = 1
     temporal_state: bool = True
+    attention_scale: Optional[Union[float, str]] = None
     init: Optional[str] = None
 
 
@@ -146,7 +147,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, inner[0], key)
+        for i, option in enumerate(inner):  # first type that accepts the value wins
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                if i == len(inner) - 1:
+                    raise
     if origin in (tuple, Tuple):
         if not isinstance(value, (list, tuple)):
             raise _bad(key, f"a list ({_type_name(tp)})", value)

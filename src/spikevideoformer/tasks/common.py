@@ -22,7 +22,17 @@ def build_backbone(model_cfg: Any, in_chans: int, num_classes: int) -> SpikeVide
         model_cfg.name, num_classes=num_classes, attention=model_cfg.attention,
         design=model_cfg.design, embed_dim=model_cfg.embed_dim, in_chans=in_chans,
         neuron=model_cfg.neuron, spike_max=model_cfg.spike_max,
-        temporal_state=model_cfg.temporal_state)
+        temporal_state=model_cfg.temporal_state, scale=_scale(model_cfg.attention_scale))
+
+
+def _scale(value: str | float | None) -> str | float | None:
+    """``model.attention_scale``: a named scale (``"1/8"``) or a number (maybe given as text)."""
+    if value is None or isinstance(value, float):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:

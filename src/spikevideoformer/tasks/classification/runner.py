@@ -19,7 +19,7 @@ from .data import MODALITY_CHANNELS, build_classification_data, to_modality
 from .metrics import save_confusion_png
 from .task import ClassificationTask
 
-__all__ = ["build_classifier", "train_classification", "evaluate_classification", "predict_video"]
+__all__ = ["build_classifier", "train_classification", "fit_classifier", "evaluate_classification", "predict_video"]
 
 
 def build_classifier(cfg: TrainConfig) -> torch.nn.Module:
@@ -37,10 +37,17 @@ def train_classification(cfg: TrainConfig, progress: bool = True) -> dict[str, A
     """Train (or resume) a classifier; writes checkpoints, metrics, curves and classes.json."""
     if cfg.model.num_classes < 2:
         raise ValueError("model.num_classes must be >= 2 for classification")
-    info = init_distributed(cfg.run.device)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
     train_ds, val_ds, classes, collate = build_classification_data(cfg.data, cfg.model.num_classes,
                                                                    cfg.run.seed)
+    return fit_classifier(cfg, train_ds, val_ds, classes, collate, progress)
+
+
+def fit_classifier(cfg: TrainConfig, train_ds, val_ds, classes: list[str], collate=None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Train the classifier of ``cfg`` on given datasets (used by ``train_classification``
+    and by the ablation study's image pre-training)."""
+    info = init_distributed(cfg.run.device)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
     model = build_classifier(cfg)
     task = ClassificationTask(cfg.model.num_classes, cfg.optim.label_smoothing)
     train_loader, val_loader = _loaders(cfg, info, train_ds, val_ds, collate)

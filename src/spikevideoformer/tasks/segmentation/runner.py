@@ -1,0 +1,249 @@
+"""Train / evaluate video semantic segmentation (``svf train`` with ``run.task=segmentation``,
+``svf eval``).
+
+Datasets (``data.dataset``):
+
+* ``synthetic_seg`` — the embedded :class:`SyntheticSegVideos` (splits ``train``/``val``;
+  ``data.train_samples``/``data.val_samples`` clips, default 512/128; ``data.size`` pixels;
+  ``model.num_classes`` in 2..7). Clips stay in [0, 1].
+* ``vspw`` — :class:`VSPWDataset` at ``data.root``; ``model.num_classes`` 124 (123 drops the
+  "others" class, ``reduce_zero_label``). Training crops ``data.size``; validation tiles every
+  video at its native resolution (batch size 1) and stitches whole videos for mVC.
+* ``cityscapes`` — :class:`CityscapesSequenceDataset` at ``data.root``; 19 classes; training
+  crops ``data.size``, validation at full resolution; only the last frame of each clip is
+  labelled, so no mVC.
+
+``data.train_samples``/``data.val_samples`` cap the real datasets (deterministic subset).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ...engine import Trainer, build_dataloader, init_distributed, seed_everything
+from ...engine.checkpoint import load_model_weights
+from ...engine.config import TrainConfig
+from ..common import build_backbone, load_trained, write_json
+from .datasets import CITYSCAPES_CLASSES, CityscapesSequenceDataset, VSPWDataset
+from .head import SegSpikeVideoFormer
+from .synthetic import SyntheticSegVideos
+from .task import SegmentationTask, unpack_seg_batch
+from .visualize import save_segmentation_panel
+
+__all__ = ["SEG_DATASETS", "build_segmentation_model", "build_segmentation_data", "train_segmentation",
+           "evaluate_segmentation", "evaluate_segmentation_model", "vc_windows_for", "segmentation_energy"]
+
+SEG_DATASETS = ("synthetic_seg", "vspw", "cityscapes")
+DEFAULT_SYNTHETIC_SAMPLES = (512, 128)
+
+
+def build_segmentation_model(cfg: TrainConfig) -> SegSpikeVideoFormer:
+    """Backbone (``model.*``, no classification head) + spike-driven decoder with
+    ``model.num_classes`` segmentation classes."""
+    if cfg.data.modality != "rgb":
+        raise ValueError(f"segmentation supports data.modality=rgb only, got {cfg.data.modality!r}")
+    if cfg.model.num_classes < 2:
+        raise ValueError("model.num_classes (segmentation classes) must be >= 2")
+    backbone = build_backbone(cfg.model, 3, 0)
+    return SegSpikeVideoFormer(backbone, cfg.model.num_classes)
+
+
+def vc_windows_for(cfg: TrainConfig) -> tuple[int, ...]:
+    """mVC windows that can be scored during training for the configured data: clips of the
+    synthetic set are T frames (windows ≤ T), VSPW videos are stitched (8 and 16), Cityscapes
+    has one labelled frame per clip (none)."""
+    if cfg.data.dataset == "cityscapes":
+        return ()
+    if cfg.data.dataset == "vspw":
+        return (8, 16)
+    return tuple(k for k in (8, 16) if k <= cfg.data.num_frames)
+
+
+def _cap(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
+    if n is None or n >= len(ds):  # type: ignore[arg-type]
+        return ds
+    g = torch.Generator().manual_seed(seed)
+    idx = sorted(torch.randperm(len(ds), generator=g)[:n].tolist())  # type: ignore[arg-type]
+    return Subset(ds, idx)
+
+
+def build_segmentation_data(cfg: TrainConfig, splits=("train", "val")) -> dict[str, Any]:
+    """``{"train": ds, "val": ds, "class_names": [...], "val_batch_size": int}`` for the config.
+
+    Only the requested splits are built (``evaluate_segmentation`` needs ``val`` only).
+    """
+    d, k, seed = cfg.data, cfg.model.num_classes, cfg.run.seed
+    out: dict[str, Any] = {"val_batch_size": d.batch_size}
+    if d.dataset == "synthetic_seg":
+        counts = dict(zip(("train", "val"), DEFAULT_SYNTHETIC_SAMPLES))
+        samples = {"train": d.train_samples or counts["train"], "val": d.val_samples or counts["val"]}
+        for s in splits:
+            out[s] = SyntheticSegVideos(s, samples.get(s, counts["val"]), d.num_frames, d.size, k, seed)
+        out["class_names"] = list(out[splits[0]].class_names)
+    elif d.dataset in ("vspw", "cityscapes"):
+        if not d.root:
+            raise ValueError(f"data.root is required for data.dataset={d.dataset!r} "
+                             f"(layout: docs/segmentation_data.md)")
+        if d.dataset == "vspw":
+            if k not in (VSPWDataset.NUM_CLASSES, VSPWDataset.NUM_CLASSES - 1):
+                raise ValueError(f"VSPW has 124 classes (123 without 'others'); model.num_classes={k}")
+            kw = dict(num_frames=d.num_frames, reduce_zero_label=k == VSPWDataset.NUM_CLASSES - 1)
+            if "train" in splits:
+                out["train"] = VSPWDataset(d.root, "train", size=d.size, train=True, **kw)
+            if "val" in splits:
+                out["val"] = VSPWDataset(d.root, "val", size=None, train=False, return_meta=True, **kw)
+                out["val_batch_size"] = 1  # native resolution differs between videos
+            out["class_names"] = [str(i) for i in range(k)]
+        else:
+            if k != CityscapesSequenceDataset.NUM_CLASSES:
+                raise ValueError(f"Cityscapes has 19 train ids; model.num_classes={k}")
+            if "train" in splits:
+                out["train"] = CityscapesSequenceDataset(d.root, "train", d.num_frames, size=d.size, train=True)
+            if "val" in splits:
+                out["val"] = CityscapesSequenceDataset(d.root, "val", d.num_frames, size=None, train=False)
+            out["class_names"] = list(CITYSCAPES_CLASSES)
+        if "train" in out:
+            out["train"] = _cap(out["train"], d.train_samples, seed)
+        if "val" in out:
+            out["val"] = _cap(out["val"], d.val_samples, seed)
+    else:
+        raise ValueError(f"unknown data.dataset {d.dataset!r} for segmentation; use one of {list(SEG_DATASETS)}")
+    return out
+
+
+def _init_backbone(model: SegSpikeVideoFormer, cfg: TrainConfig) -> Optional[str]:
+    """``model.init`` pointing at backbone weights (ImageNet / classification checkpoints, keys
+    without the ``backbone.`` prefix) is loaded into ``model.backbone`` here; a segmentation
+    checkpoint (``backbone.*``/``head.*`` keys) is left to the Trainer. Returns the report."""
+    if not cfg.model.init:
+        return None
+    report = load_model_weights(cfg.model.init, model.backbone)
+    return str(report) if report.loaded else None
+
+
+def train_segmentation(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a segmentation model; writes checkpoints, metrics and curves to
+    ``run.out_dir`` and returns the Trainer's final record (``val_miou``, ``val_mVC_8``, ...)."""
+    info = init_distributed(cfg.run.device)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+    data = build_segmentation_data(cfg)
+    model = build_segmentation_model(cfg)
+    trainer_cfg = cfg
+    backbone_report = _init_backbone(model, cfg)
+    if backbone_report is not None:  # already loaded into the backbone: the Trainer must not retry
+        trainer_cfg = copy.deepcopy(cfg)
+        trainer_cfg.model.init = None
+    task = SegmentationTask(cfg.model.num_classes, vc_windows=vc_windows_for(cfg),
+                            class_names=data["class_names"])
+    kw = dict(info=info, seed=cfg.run.seed, num_workers=cfg.data.num_workers)
+    train_loader = build_dataloader(data["train"], cfg.data.batch_size, train=True, **kw)
+    val_loader = build_dataloader(data["val"], data["val_batch_size"], train=False, **kw)
+    trainer = Trainer(model, task, trainer_cfg, train_loader, val_loader, progress=progress, dist_info=info)
+    trainer.cfg = cfg  # record the configured model.init in config.yaml / checkpoints
+    if backbone_report is not None and trainer.is_main:
+        print(f"backbone initialised from {cfg.model.init}:\n{backbone_report}")
+    return trainer.fit()
+
+
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def segmentation_energy(model: torch.nn.Module, clip: torch.Tensor) -> Optional[dict[str, float]]:
+    """Energy per clip (mJ) and mean firing rate of ``model`` on ``clip [1, T, 3, H, W]``, with
+    :func:`spikevideoformer.analysis.profile` (deployed network, 45 nm); None if unavailable."""
+    try:
+        from ...analysis import profile
+    except ImportError:  # pragma: no cover - analysis is part of the package
+        return None
+    try:
+        report = profile(model, clip)
+    except Exception as exc:  # energy is a by-product of evaluation: never fail it
+        warnings.warn(f"energy profile failed: {exc!r}")
+        return None
+    return {"energy_mj": float(report.total_energy_mj), "firing_rate": float(report.mean_firing_rate)}
+
+
+def evaluate_segmentation_model(model: torch.nn.Module, dataset: Dataset, num_classes: int,
+                                batch_size: int = 8, class_names=None, windows=(8, 16),
+                                seed: int = 0, num_workers: int = 0) -> tuple[dict[str, Any], SegmentationTask]:
+    """Evaluate ``model`` on ``dataset``: ``(metrics, task)`` with ``miou``, ``pixel_acc``,
+    ``mean_acc``, ``loss``, ``mVC_k`` (None when no clip is long enough), ``per_class_iou``."""
+    task = SegmentationTask(num_classes, vc_windows=windows, class_names=class_names)
+    loader = build_dataloader(dataset, batch_size, train=False, seed=seed, num_workers=num_workers)
+    was_training = model.training
+    model.eval()
+    try:
+        metrics = task.evaluate(model, loader)
+    finally:
+        model.train(was_training)
+    out = {k: _finite_or_none(v) for k, v in metrics.items()}
+    out["per_class_iou"] = task.per_class_iou()
+    return out, task
+
+
+def save_prediction_panel(model: torch.nn.Module, dataset: Dataset, path, class_names=None,
+                          index: int = 0, title: Optional[str] = None) -> str:
+    """PNG of one clip: frames / ground truth / prediction (first 6 frames)."""
+    item = dataset[index]
+    clip, masks, _ = unpack_seg_batch(item)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            pred = model(clip.unsqueeze(0).to(device)).argmax(2)[0].cpu()
+    finally:
+        model.train(was_training)
+    return save_segmentation_panel(clip, masks, pred, path, class_names=class_names, title=title)
+
+
+def evaluate_segmentation(checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                          print_table: bool = False, energy: bool = True) -> dict[str, Any]:
+    """Evaluate a trained checkpoint on its validation split.
+
+    Writes ``eval_metrics.json`` (mIoU, pixel accuracy, per-class IoU, mVC_8/mVC_16 — null
+    where no video is long enough —, loss, ``energy_mj`` per clip) and ``eval_panel.png``
+    (frames / truth / prediction of the first validation clip) into ``out_dir`` (default: the
+    checkpoint's run folder). ``print_table`` prints the per-class IoU table.
+    """
+    model, cfg, ckpt_dir = load_trained(checkpoint, build_segmentation_model)
+    if cfg.run.task != "segmentation":
+        raise ValueError(f"checkpoint {ckpt_dir} was trained for run.task={cfg.run.task!r}")
+    data = build_segmentation_data(cfg, splits=("val",))
+    val, names = data["val"], data["class_names"]
+    metrics, task = evaluate_segmentation_model(model, val, cfg.model.num_classes, data["val_batch_size"],
+                                                names, (8, 16), cfg.run.seed, cfg.data.num_workers)
+    out = Path(out_dir) if out_dir else ckpt_dir.parent
+    result: dict[str, Any] = {"checkpoint": str(ckpt_dir), "dataset": cfg.data.dataset,
+                              "model": cfg.model.name, "spike_max": cfg.model.spike_max,
+                              "num_frames": cfg.data.num_frames, **metrics,
+                              "parameters": sum(p.numel() for p in model.parameters()),
+                              "head_parameters": sum(p.numel() for p in model.head.parameters())}
+    if energy:
+        clip = unpack_seg_batch(val[0])[0].unsqueeze(0)
+        e = segmentation_energy(model, clip)
+        if e is not None:
+            result.update(e)
+            result["energy_input_shape"] = list(clip.shape)
+    panel = save_prediction_panel(model, val, out / "eval_panel.png", names,
+                                  title=f"{cfg.model.name} on {cfg.data.dataset} (val clip 0)")
+    result["panel_png"] = str(panel)
+    write_json(result, out / "eval_metrics.json")
+    if print_table:
+        print(task.table())
+        vc = "  ".join(f"mVC_{k} " + ("n/a" if result.get(f"mVC_{k}") is None else f"{100 * result[f'mVC_{k}']:.2f}")
+                       for k in (8, 16))
+        line = f"mIoU {100 * result['miou']:.2f}  pixel acc {100 * result['pixel_acc']:.2f}  {vc}"
+        if "energy_mj" in result:
+            line += f"  energy {result['energy_mj']:.3f} mJ/clip"
+        print(line + f"  ({result['num_samples']} clips)")
+        print(f"wrote {out / 'eval_metrics.json'} and {panel}")
+    return result
