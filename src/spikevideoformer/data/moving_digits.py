@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["MovingDigits", "load_digit_images", "digit_split_indices"]
+__all__ = ["MovingDigits", "DigitFrames", "load_digit_images", "digit_split_indices", "load_digits_targets"]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -235,3 +235,49 @@ class MovingDigits(Dataset):
                 f"num_frames={self.num_frames}, size={self.size}, num_classes={self.num_classes}, "
                 f"seed={self.seed}, channels={self.channels}, digit_scale={self.digit_scale}, "
                 f"speed={self.speed_range})")
+
+
+class DigitFrames(Dataset):
+    """Single frames (T = 1) of the same digits, labelled by digit identity (10 classes).
+
+    The "image pre-training" set of the ablation study (SPEC §4: backbones start from T = 1
+    image weights): one digit drawn like a MovingDigits mover (same size and colours) at a
+    uniformly random position. Returns ``(clip [1, channels, size, size], digit)``.
+    """
+
+    classes = [str(i) for i in range(10)]
+
+    def __init__(self, split: str = "train", num_samples: Optional[int] = None, size: int = 32,
+                 seed: int = 0, channels: int = 3, digit_scale: Optional[int] = None) -> None:
+        if split not in _SPLIT_IDS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.split, self.size, self.seed = split, _check_positive_int("size", size, 8), int(seed)
+        self.num_samples = _check_positive_int(
+            "num_samples", _DEFAULT_NUM_SAMPLES[split] if num_samples is None else num_samples)
+        self.channels = _check_positive_int("channels", channels)
+        self.digit_scale = digit_scale or max(4, int(round(0.36 * self.size)))
+        self.digit_indices = digit_split_indices(split)
+        self.targets = load_digits_targets()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for DigitFrames of length {self.num_samples}")
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], int(index), 0xD161])
+        digit = int(rng.choice(self.digit_indices))
+        s, d = self.size, self.digit_scale
+        y, x = rng.integers(0, s - d + 1, size=2)
+        frame = np.zeros((s, s), dtype=np.float32)
+        frame[y:y + d, x:x + d] = _sprites(d)[digit]
+        colour = np.array(_RGB_COLOURS[int(rng.integers(0, 2))] if self.channels == 3
+                          else [1.0] * self.channels, dtype=np.float32)
+        clip = frame[None, None] * colour[None, :, None, None]
+        return torch.from_numpy(clip), int(self.targets[digit])
+
+
+def load_digits_targets() -> np.ndarray:
+    """Digit class (0-9) of each of the 1797 images returned by :func:`load_digit_images`."""
+    from sklearn.datasets import load_digits
+    return load_digits().target.astype(np.int64)
