@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a model from a YAML config (+ key=value overrides)"),
     "eval": ("evaluate", "evaluate a checkpoint: top-1/top-5, confusion matrix"),
     "predict": ("predict", "top-k classes of one video file"),
+    "energy": ("energy", "per-layer MACs/SOPs, firing rates and energy of one clip"),
     "ablate": ("ablate", "small-scale ablations of the paper over several seeds"),
 }
 

@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrate-bn", default="auto", choices=["auto", "yes", "no"],
                    help="set BatchNorm statistics from the input before profiling (auto: only "
                         "for random weights, which are otherwise almost silent)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--summary", action="store_true", help="print totals only, not every layer")
     p.add_argument("--out", default=None,
@@ -173,14 +174,14 @@ def _run_growth(args, model, defaults, size: int) -> int:
     ann = create_model(args.model, num_classes=getattr(model, "num_classes", args.num_classes),
                        attention="softmax", neuron="relu", design=getattr(model, "design", args.design),
                        embed_dim=getattr(model, "embed_dim", None),
-                       in_chans=defaults["in_chans"]).eval()
+                       in_chans=defaults["in_chans"]).eval().to(args.device)
     rows = []
     print(f"energy growth with clip length, {args.model} at {size}x{size} "
           f"(SNN: attention={getattr(model, 'attention', args.attention)}, "
           f"design={getattr(model, 'design', args.design)}; ANN: softmax attention + ReLU)")
     print(f"{'T':>4} {'SNN mJ':>12} {'ANN mJ':>12} {'SNN GSOPs':>11} {'ANN GMACs':>11} {'ANN/SNN':>8}")
     for t in steps:
-        video = _make_video(args, t, size, defaults["in_chans"])
+        video = _make_video(args, t, size, defaults["in_chans"]).to(args.device)
         snn = _profile(model, video, args)
         dense = _profile(ann, video, args)
         rows.append((t, snn.total_energy_mj, dense.total_energy_mj, snn.total_sops, dense.total_macs))
@@ -204,10 +205,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     torch.manual_seed(args.seed)
     model, defaults = _load_model(args)
+    model.to(args.device)
     frames = args.frames or defaults.get("frames") or 8
     size = args.size or defaults.get("size") or 224
     calibrate = args.calibrate_bn == "yes" or (args.calibrate_bn == "auto" and not args.checkpoint)
-    video = _make_video(args, frames, size, defaults["in_chans"], defaults.get("cfg"))
+    video = _make_video(args, frames, size, defaults["in_chans"], defaults.get("cfg")).to(args.device)
     if calibrate:
         from ..analysis import calibrate_bn
 

@@ -1,1 +1,15 @@
-"""deploy package of spikevideoformer."""
+"""Deployment: fold a trained model into its inference form, export it.
+
+    from spikevideoformer.deploy import fold, export_model
+    deployed = fold(model)                       # RepConv → 3×3 conv, BN absorbed, thresholds
+    export_model(deployed, example, "svf.pt2")   # torch.export (fixed T), or format="onnx"
+"""
+from .export import EXPORT_FORMATS, InferenceWrapper, export_model, load_exported
+from .fold import (
+    InferenceLIF, bn_affine, fold, fold_conv_bn, fold_repconv, is_folded, lif_inference,
+)
+
+__all__ = [
+    "fold", "is_folded", "InferenceLIF", "lif_inference", "fold_conv_bn", "fold_repconv",
+    "bn_affine", "export_model", "load_exported", "InferenceWrapper", "EXPORT_FORMATS",
+]
