@@ -97,3 +97,161 @@ def test_bad_params(bad):
 def test_bad_input():
     with pytest.raises(TypeError, match="floating"):
         LIF()(torch.ones(3, 2, dtype=torch.long))
+
+
+# ----------------------------------------------------------------- backends (native C / torch)
+from spikevideoformer.layers import neuron as neuron_mod  # noqa: E402
+
+BACKENDS = ["torch"] + (["native"] if neuron_mod._native_lib() is not None else [])
+VARIANTS = [dict(), dict(soft_reset=True), dict(detach_reset=False), dict(spike_max=4),
+            dict(v_reset=-0.2, v_th=0.7), dict(soft_reset=True, detach_reset=False),
+            dict(decay_input=False), dict(spike_max=3, detach_reset=False),
+            dict(decay_input=False, v_reset=0.3, spike_max=2), dict(tau=3.0, alpha=2.0),
+            dict(v_reset=0.1, detach_reset=False), dict(soft_reset=True, decay_input=False)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    old = neuron_mod.set_lif_backend(request.param)
+    yield request.param
+    neuron_mod.set_lif_backend(old)
+
+
+@pytest.mark.parametrize("T", [1, 3, 16, 64])
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_backend_equals_reference(backend, T, kw):
+    p = LIFParams(**kw)
+    x = (torch.randn(T, 2, 3, 37) * 2 + 0.5).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    assert neuron_mod.lif_backend_for(x, p) == backend
+    y, y2 = lif_multistep(x, p), lif_reference(x2, p)
+    assert torch.equal(y, y2)  # bit-exact spikes
+    with torch.no_grad():  # inference path (no saved membrane) is bit-exact too
+        assert torch.equal(lif_multistep(x, p), y2)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    (y2 * g).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_backends_agree_on_large_threaded_input():
+    # large enough for the native kernel to split the neurons over threads
+    x = (torch.randn(8, 4, 64, 32, 32) * 1.5 + 0.7).requires_grad_()
+    g = torch.randn_like(x)
+    out = {}
+    for b in BACKENDS:
+        old = neuron_mod.set_lif_backend(b)
+        try:
+            x.grad = None
+            y = lif_multistep(x, LIFParams())
+            y.backward(g)
+            out[b] = (y.detach(), x.grad.clone())
+        finally:
+            neuron_mod.set_lif_backend(old)
+    y0, g0 = out["torch"]
+    for y, gx in out.values():
+        assert torch.equal(y, y0)
+        torch.testing.assert_close(gx, g0, rtol=1e-5, atol=1e-6)
+
+
+def test_non_contiguous_and_other_dtypes(backend):
+    base = torch.randn(5, 7, 3) * 2 + 0.5
+    x = base.transpose(1, 2)  # [5, 3, 7] non-contiguous
+    assert torch.equal(lif_multistep(x, LIFParams()), lif_reference(x))
+    xd = x.double().requires_grad_()
+    xd2 = xd.detach().clone().requires_grad_()
+    assert neuron_mod.lif_backend_for(xd) == "torch"  # float64 always uses the torch backend
+    y, y2 = lif_multistep(xd, LIFParams()), lif_reference(xd2)
+    assert torch.equal(y, y2)
+    y.sum().backward()
+    y2.sum().backward()
+    torch.testing.assert_close(xd.grad, xd2.grad)
+
+
+def test_tensor_threshold_uses_torch_backend():
+    th = torch.tensor([0.5, 1.0, 1.5]).view(3, 1)
+    p = LIFParams(v_th=th)
+    x = (torch.randn(6, 3, 4) * 2 + 0.5).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    assert neuron_mod.lif_backend_for(x, p) == "torch"
+    y, y2 = lif_multistep(x, p), lif_reference(x2, p)
+    assert torch.equal(y, y2)
+    y.sum().backward()
+    y2.sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_saves_only_the_membrane_and_reuses_it_for_the_gradient(backend):
+    x = torch.randn(4, 2, 50, requires_grad=True)
+    y = lif_multistep(x, LIFParams())
+    saved = y.grad_fn.saved_tensors
+    assert len(saved) == 1 and saved[0].shape == x.shape and saved[0].dtype == x.dtype
+    ptr = saved[0].data_ptr()
+    del saved  # (a live reference would make AccumulateGrad copy the gradient)
+    y.backward(torch.ones_like(y))
+    assert x.grad.data_ptr() == ptr  # the gradient was written into the saved buffer
+
+
+def test_second_backward_through_retained_graph_raises(backend):
+    x = torch.randn(4, 2, 5, requires_grad=True)
+    y = lif_multistep(x, LIFParams())
+    y.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        y.sum().backward()
+
+
+def test_create_graph_keeps_the_membrane(backend):
+    x = (torch.randn(4, 2, 5) * 2).requires_grad_()
+    y = lif_multistep(x, LIFParams())
+    (g1,) = torch.autograd.grad(y.sum(), x, create_graph=True, retain_graph=True)
+    (g2,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g1, g2)
+
+
+def test_backend_selection_api():
+    assert neuron_mod.get_lif_backend() in neuron_mod.LIF_BACKENDS
+    with pytest.raises(ValueError, match="backend"):
+        neuron_mod.set_lif_backend("fortran")
+    avail = neuron_mod.available_lif_backends()
+    assert avail["torch"] == "ok" and set(avail) == {"torch", "native", "triton"}
+
+
+def test_compact_spike_storage_is_exact_and_smaller():
+    import copy
+    from spikevideoformer.layers.neuron import compact_spike_storage
+    from spikevideoformer.models import create_model
+    m = create_model("svf_tiny", num_classes=4)
+    state = copy.deepcopy(m.state_dict())  # RepConv padding reads BN running stats
+    video, target = torch.randn(2, 3, 3, 32, 32), torch.tensor([1, 3])
+
+    def run(compact):
+        m.load_state_dict(state)
+        m.zero_grad()
+        packed = []
+
+        def pack(t):
+            packed.append(t)
+            return t
+        if compact:
+            with compact_spike_storage() as c:
+                loss = torch.nn.functional.cross_entropy(m(video), target)
+                n = len(c._cache)
+        else:
+            loss = torch.nn.functional.cross_entropy(m(video), target)
+            n = 0
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in m.parameters()], n
+
+    l1, g1, _ = run(False)
+    l2, g2, n_packed = run(True)
+    assert l1 == l2 and n_packed > 50
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_jit_trace_uses_traceable_ops():
+    lif = LIF()
+    x = torch.randn(4, 2, 6) * 2 + 0.5
+    traced = torch.jit.trace(lif, x)
+    x2 = torch.randn(4, 2, 6) * 2 + 0.5  # another input: the trace must compute, not replay
+    assert torch.equal(traced(x2), lif_reference(x2))

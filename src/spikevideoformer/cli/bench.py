@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", type=int, default=None, help="training-step frame size (112)")
     p.add_argument("--reps", type=int, default=None,
                    help="timed rounds per candidate (5; the LIF section uses twice as many)")
+    p.add_argument("--tune-malloc", action="store_true",
+                   help="glibc: keep freed memory for reuse (fewer page faults on big tensors)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly rows")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
 
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.device = args.device
     cfg.threads = args.threads if args.threads and args.threads > 0 else None
     cfg.spikingjelly = not args.no_spikingjelly
+    cfg.tune_malloc = bool(args.tune_malloc)
     for name in ("model", "size", "frames", "batch", "lif_shape", "train_batch", "train_frames",
                  "train_size", "reps"):
         val = getattr(args, name)

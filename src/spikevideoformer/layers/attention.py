@@ -16,6 +16,15 @@ Groupings decide which tokens attend to each other, on spikes ``[T, B, C, H, W]`
 * ``temporal``: per position → ``[B, H·W, heads, T, d]``.
 
 Heads are contiguous channel chunks (channel ``c = head·d + j``), as in the official code.
+
+Efficiency notes (measured with ``svf bench`` / docs/performance.md; kept as is because the
+alternatives did not pay): the linear forms multiply the d×d product first, so one core costs
+O(n·d²) time and O(n·d) memory. Rewriting SDHA as ``2·Q·KV − colsum(KV)`` with
+``KV = 2·KᵀV − colsum(V)`` (no ±1 copies of Q and K) gave the same peak memory and ±5 % time
+on svf_tiny / svf_15m stage-3 shapes. Chunking the joint core over heads or batch would only
+shrink its O(T·N·C) transients, while the model's inference peak is in stage 1 (identical for
+every design); compact spike dtypes (bf16/fp16) are not exact once a token count exceeds
+256/2048 and int8 matmul is not a fast path on CPU.
 """
 from __future__ import annotations
 

@@ -1,0 +1,103 @@
+"""``svf bench --quick`` smoke test: it runs, prints the tables and writes the CSV files and PNG.
+
+No timing assertions (CI machines are noisy); the numbers of a quick run mean nothing.
+"""
+import argparse
+import csv
+
+import pytest
+import torch
+
+from spikevideoformer.analysis import benchmark as B
+from spikevideoformer.cli import bench
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Benchmarks pin threads; keep the whole module on one (and restore the setting)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _run(argv):
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    return bench.run(p.parse_args(argv))
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_quick_run_writes_csv_and_png(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert _run(["--quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for head in ("LIF forward+backward", "Training step", "Inference forward latency", "Goals"):
+        assert head in text
+    for name in ("bench_lif.csv", "bench_train.csv", "bench_scaling.csv", "bench_summary.csv",
+                 "bench_machine.csv"):
+        assert (out / name).stat().st_size > 0, name
+    png = out / "bench.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lif = _rows(out / "bench_lif.csv")
+    assert {r["name"] for r in lif} >= {"svf"}
+    assert all(float(r["time_ms"]) > 0 and float(r["peak_mb"]) > 0 for r in lif)
+    scaling = _rows(out / "bench_scaling.csv")
+    assert {r["name"] for r in scaling} == set(B.DESIGNS)
+    assert {int(r["T"]) for r in scaling} == {2, 4}
+    machine = {r["key"]: r["value"] for r in _rows(out / "bench_machine.csv")}
+    assert machine["torch"] == torch.__version__ and "cpu" in machine
+    if B.spikingjelly_available():
+        assert "sj" in {r["name"] for r in lif}
+        train = {r["name"]: r for r in _rows(out / "bench_train.csv")}
+        assert train["svf"]["outputs_identical"] == "True"
+
+
+def test_without_spikingjelly_rows_are_skipped(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(B, "spikingjelly_available", lambda: False)
+    assert _run(["--quick", "--sections", "lif", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "SpikingJelly is not importable" in captured.err
+    assert "sj" not in {r["name"] for r in _rows(tmp_path / "bench_lif.csv")}
+
+
+def test_peak_memory_counts_allocations():
+    n = 1 << 20
+
+    def f():
+        a = torch.ones(n)  # 4 MiB live ...
+        b = torch.ones(n)  # ... 8 MiB at the peak
+        del a, b
+
+    peak = B.peak_memory(f)
+    assert 8 * 2**20 <= peak < 9 * 2**20
+
+
+def test_spikingjelly_swap_gives_identical_outputs():
+    pytest.importorskip("spikingjelly.activation_based.neuron")
+    from spikevideoformer.models import create_model
+    from spikevideoformer.layers import LIF
+    m = create_model("svf_tiny", num_classes=5).eval()
+    m2 = create_model("svf_tiny", num_classes=5).eval()
+    m2.load_state_dict(m.state_dict())
+    n = B.swap_to_spikingjelly(m2)
+    assert n == sum(isinstance(x, LIF) for x in m.modules()) and n > 0
+    video = torch.randn(1, 3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(m(video), m2(video))
+        assert torch.equal(m2(video), m2(video))  # no state survives a call
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--sections", "lif,nope"], "sections"),
+    (["--designs", "joint,bogus"], "unknown design"),
+    (["--model", "svf_huge"], "unknown model"),
+    (["--size", "8"], "at least 16"),
+])
+def test_bad_arguments(argv, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        _run(["--quick", "--out", str(tmp_path), *argv])
