@@ -91,7 +91,7 @@ def lif_inference(x: torch.Tensor, p: LIFParams, v_th: float | torch.Tensor | No
     out = []
     for t in range(x.shape[0]):
         xt = x[t]
-        # membrane charge: layers.neuron._charge
+        # membrane charge: layers._lif_common._charge
         if p.decay_input:
             h = v + (xt - v) / p.tau if p.v_reset == 0.0 else v + (xt - (v - p.v_reset)) / p.tau
         else:
