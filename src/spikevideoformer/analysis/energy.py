@@ -40,7 +40,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_text
 from ._trace import STAGES, STEM_NAME, AttentionOperands, Tracer, model_spike_max, spike_counts, stage_of
 
 __all__ = ["E_MAC", "E_AC", "LayerEnergy", "NeuronStats", "StageEnergy", "EnergyReport", "profile",
@@ -108,31 +108,6 @@ class StageEnergy:
     @property
     def energy_mj(self) -> float:
         return self.energy_j * 1e3
-
-
-def _public_mode(path: str | os.PathLike) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the usual ``0666 & ~umask`` permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _fmt_shape(shape: Iterable[int]) -> str:
@@ -268,7 +243,7 @@ class EnergyReport:
                          f"{self.total_energy_mj:.6g}"])
         else:
             raise ValueError(f"what must be 'layers', 'neurons' or 'stages', got {what!r}")
-        return _atomic_write_text(path, buf.getvalue())
+        return write_text(path, buf.getvalue())
 
     def to_dict(self) -> dict:
         """JSON-able summary (totals, stages, rows without rasters)."""

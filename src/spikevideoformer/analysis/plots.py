@@ -9,11 +9,11 @@ Every function writes its file atomically (temporary file, then rename) and retu
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .energy import EnergyReport, _public_mode
+from ..atomic import save_figure
+from .energy import EnergyReport
 
 __all__ = ["plot_stage_energy", "plot_firing_rates", "plot_spike_raster", "raster_layers"]
 
@@ -31,19 +31,10 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        _public_mode(tmp)
-        os.replace(tmp, path)
+        return save_figure(fig, path, dpi=120, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         _pyplot().close(fig)
-    return path
 
 
 def plot_stage_energy(report: EnergyReport, path: str | os.PathLike, title: str | None = None) -> Path:

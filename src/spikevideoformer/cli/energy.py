@@ -146,13 +146,13 @@ def _profile(model, video, args):
 
 
 def _write_outputs(report, out: Path, title: str) -> list[Path]:
-    from ..analysis.energy import _atomic_write_text
+    from ..atomic import write_text
     from ..analysis.plots import plot_firing_rates, plot_spike_raster, plot_stage_energy
 
     files = [report.to_csv(out / "energy_layers.csv"),
              report.to_csv(out / "energy_neurons.csv", what="neurons"),
              report.to_csv(out / "energy_stages.csv", what="stages"),
-             _atomic_write_text(out / "energy.json", json.dumps(report.to_dict(), indent=1) + "\n"),
+             write_text(out / "energy.json", json.dumps(report.to_dict(), indent=1) + "\n"),
              plot_stage_energy(report, out / "energy_stages.png", title=f"{title}: "
                                f"{report.total_energy_mj:.4g} mJ per clip")]
     if report.neurons:
@@ -162,7 +162,7 @@ def _write_outputs(report, out: Path, title: str) -> list[Path]:
 
 
 def _run_growth(args, model, defaults, size: int) -> int:
-    from ..analysis.energy import _atomic_write_text
+    from ..atomic import write_text
     from ..models import create_model
 
     try:
@@ -195,7 +195,7 @@ def _run_growth(args, model, defaults, size: int) -> int:
     if args.out:
         lines = ["frames,snn_energy_mj,ann_energy_mj,snn_sops,ann_macs"]
         lines += [f"{t},{a:.6g},{b:.6g},{c:.6g},{d:.6g}" for t, a, b, c, d in rows]
-        path = _atomic_write_text(Path(args.out) / "energy_growth.csv", "\n".join(lines) + "\n")
+        path = write_text(Path(args.out) / "energy_growth.csv", "\n".join(lines) + "\n")
         print(f"wrote {path}")
     return 0
 

@@ -10,14 +10,15 @@ single digit frames vs random init (the pre-training budget is extra, as ImageNe
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import save_figure, write_text
 from ..data.moving_digits import DigitFrames
 from ..engine.config import TrainConfig, load_config
 from .classification.runner import fit_classifier, train_classification
@@ -110,16 +111,13 @@ def write_outputs(runs: list[AblationRun], out_dir: str | Path) -> dict[str, Pat
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, rows in (("runs", [r.__dict__ for r in runs]), ("summary", summarize(runs))):
-        tmp = out / f".{name}.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, out / f"{name}.csv")
-        paths[name] = out / f"{name}.csv"
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        paths[name] = write_text(out / f"{name}.csv", buf.getvalue())
     rows = summarize(runs)
-    (out / ".summary.md.tmp").write_text(markdown_table(rows) + "\n")
-    os.replace(out / ".summary.md.tmp", out / "summary.md")
+    write_text(out / "summary.md", markdown_table(rows) + "\n")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -136,8 +134,6 @@ def write_outputs(runs: list[AblationRun], out_dir: str | Path) -> dict[str, Pat
     ax.legend(fontsize=8)
     ax.set_title("svf_tiny on MovingDigits, equal budget, mean ± std over seeds")
     fig.tight_layout()
-    fig.savefig(out / ".ablations.tmp.png", dpi=110)
+    paths["png"] = save_figure(fig, out / "ablations.png", dpi=110)
     plt.close(fig)
-    os.replace(out / ".ablations.tmp.png", out / "ablations.png")
-    paths["png"] = out / "ablations.png"
     return paths

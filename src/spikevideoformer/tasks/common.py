@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 
 from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
 from ..engine.config import TrainConfig, load_config
+from ..atomic import write_json
 from ..models import SpikeVideoFormer, create_model
 
 __all__ = ["build_backbone", "write_json", "load_run_config", "load_trained"]
@@ -33,22 +33,6 @@ def _scale(value: str | float | None) -> str | float | None:
         return float(value)
     except ValueError:
         return value
-
-
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=float)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def load_run_config(checkpoint: str | os.PathLike) -> tuple[Path, TrainConfig]:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from ...atomic import save_figure
 
 __all__ = ["topk_correct", "average_views", "confusion_matrix", "save_confusion_png"]
 
@@ -63,13 +64,8 @@ def save_confusion_png(cm: torch.Tensor, class_names: Sequence[str], path: str |
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        save_figure(fig, path, dpi=120)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
 
+from ...atomic import save_figure
 from .skeleton import BONES, JOINT_NAMES, PARENTS
 
 __all__ = ["render_skeleton_frames", "plot_skeleton_sequence", "BONE_GROUPS"]
@@ -207,15 +207,5 @@ def plot_skeleton_sequence(
     fig.tight_layout(rect=(0, 0.05 if pred is not None else 0, 1, 1))
 
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_skel_", suffix=".png", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_figure(fig, path, format="png")
     return path

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+
+from ...atomic import save_figure
 
 __all__ = ["PALETTE", "colorize", "save_segmentation_panel"]
 
@@ -90,15 +91,5 @@ def save_segmentation_panel(frames, gt, pred, path, max_frames: int = 6, class_n
     if title:
         fig.suptitle(title, fontsize=9)
     path = os.fspath(path)
-    out_dir = os.path.dirname(os.path.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp_panel_", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_figure(fig, path, format="png", bbox_inches="tight")
     return path
