@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, choices=[1, 3], help="spatial crops (data.eval_crops)")
     p.add_argument("--root", help="dataset root (data.root) if it moved")
     p.add_argument("--out", help="folder for eval_metrics.json / eval_confusion.png")
+    p.add_argument("--smpl-model", metavar="PATH", help="pose: SMPL model file (if trained with one)")
     p.add_argument("--task", choices=["classification", "pose", "segmentation"],
                    help="optional check: the checkpoint must have been trained for this task")
 
@@ -27,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if task != "classification":  # pose / segmentation print their own tables
         import importlib
         mod = importlib.import_module(f"..tasks.{task}.runner", __package__)
-        getattr(mod, f"evaluate_{task}")(args.checkpoint, args.out, print_table=True)
+        extra = {"smpl_model": args.smpl_model} if task == "pose" and args.smpl_model else {}
+        getattr(mod, f"evaluate_{task}")(args.checkpoint, args.out, print_table=True, **extra)
         return 0
     from ..tasks.classification import evaluate_classification
     over = {k: v for k, v in (("eval_clips", args.clips), ("eval_crops", args.crops),

@@ -54,16 +54,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="data.modality ('events' = 'event')")
     p.add_argument("--resume", metavar="auto|DIR", help="resume from a checkpoint ('auto': out/last)")
     p.add_argument("--init", metavar="PATH", help="initialise weights (official .pth or ours)")
+    p.add_argument("--smpl-model", metavar="PATH",
+                   help="pose task: SMPL model file you downloaded (default: built-in skeleton)")
 
 
-def run_training(cfg: TrainConfig, progress: bool = True) -> dict:
+def run_training(cfg: TrainConfig, progress: bool = True, smpl_model: str | None = None) -> dict:
     """Dispatch to the task's trainer."""
     if cfg.run.task == "classification":
         from ..tasks.classification import train_classification
         return train_classification(cfg, progress=progress)
     if cfg.run.task == "pose":
         from ..tasks.pose.runner import train_pose
-        return train_pose(cfg, progress=progress)
+        return train_pose(cfg, progress=progress, smpl_model=smpl_model)
     if cfg.run.task == "segmentation":
         from ..tasks.segmentation.runner import train_segmentation
         return train_segmentation(cfg, progress=progress)
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.init:
         extra.append(f"model.init={args.init}")
     cfg = config_from_args(args, extra)
-    result = run_training(cfg, progress=not args.quiet)
+    if args.smpl_model and cfg.run.task != "pose":
+        raise ValueError("--smpl-model is only used by the pose task (run.task=pose)")
+    result = run_training(cfg, progress=not args.quiet, smpl_model=args.smpl_model)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=1))
     return 0

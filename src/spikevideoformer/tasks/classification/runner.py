@@ -53,7 +53,7 @@ def fit_classifier(cfg: TrainConfig, train_ds, val_ds, classes: list[str], colla
     train_loader, val_loader = _loaders(cfg, info, train_ds, val_ds, collate)
     trainer = Trainer(model, task, cfg, train_loader, val_loader, progress=progress, dist_info=info)
     if trainer.is_main:
-        write_json({"classes": classes}, Path(cfg.run.out_dir) / "classes.json")
+        write_json(Path(cfg.run.out_dir) / "classes.json", {"classes": classes})
     result = trainer.fit()
     if trainer.is_main and task.last_confusion is not None:
         save_confusion_png(task.last_confusion, classes, Path(cfg.run.out_dir) / "confusion.png")
@@ -91,7 +91,7 @@ def evaluate_classification(checkpoint: str | os.PathLike, out_dir: str | os.Pat
     result = {"checkpoint": str(ckpt_dir), "top1": metrics["acc"], "top5": metrics["top5"],
               "loss": metrics["loss"], "num_samples": metrics["num_samples"],
               "views": cfg.data.eval_clips * cfg.data.eval_crops, "classes": classes}
-    write_json(result, out / "eval_metrics.json")
+    write_json(out / "eval_metrics.json", result)
     save_confusion_png(task.last_confusion, classes, out / "eval_confusion.png")
     result["confusion_png"] = str(out / "eval_confusion.png")
     return result

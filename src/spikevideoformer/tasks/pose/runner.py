@@ -128,7 +128,8 @@ def build_pose_data(data_cfg: Any, seed: int = 0, body_model: Optional[torch.nn.
     T, size = data_cfg.num_frames, data_cfg.size
     if data_cfg.dataset == "synthetic_pose":
         kw = dict(num_frames=T, size=size, seed=seed, channels=MODALITY_CHANNELS[modality])
-        train: Dataset = SyntheticPoseVideos("train", data_cfg.train_samples or DEFAULT_SAMPLES["train"], **kw)
+        n_train = data_cfg.train_samples or DEFAULT_SAMPLES["train"]
+        train: Dataset = SyntheticPoseVideos("train", n_train, **kw)
         val: Dataset = SyntheticPoseVideos("val", data_cfg.val_samples or DEFAULT_SAMPLES["val"], **kw)
         if data_cfg.num_workers == 0:
             per_clip = T * kw["channels"] * size * size * 4
@@ -255,7 +256,7 @@ def train_pose(cfg: TrainConfig, progress: bool = True, smpl_model: Optional[str
     trainer = Trainer(model, task, cfg, train_loader, val_loader, progress=progress, dist_info=info)
     out = Path(cfg.run.out_dir)
     if trainer.is_main:
-        write_json(_meta(stats, smpl_model, task), out / META_FILE)
+        write_json(obj=_meta(stats, smpl_model, task), path=out / META_FILE)
     result = trainer.fit()
     if trainer.is_main and task.last_example is not None:
         pred, true = task.last_example
@@ -268,10 +269,11 @@ def print_pose_table(rows: Mapping[str, Mapping[str, float]], title: str = "") -
     """Print ``{name: metrics}`` as a table of MPJPE / PA-MPJPE / PEL-MPJPE / accel (mm)."""
     if title:
         print(title)
-    print(f"{'':<22} {'MPJPE':>8} {'PA-MPJPE':>9} {'PEL-MPJPE':>10} {'accel':>8}   (mm)")
+    w = max([24] + [len(n) for n in rows])
+    print(f"{'':<{w}} {'MPJPE':>8} {'PA-MPJPE':>9} {'PEL-MPJPE':>10} {'accel':>8}   (mm)")
     for name, m in rows.items():
         vals = [m.get(k, float("nan")) for k in ("mpjpe", "pa_mpjpe", "pel_mpjpe", "accel_error")]
-        print(f"{name:<22} {vals[0]:>8.1f} {vals[1]:>9.1f} {vals[2]:>10.1f} {vals[3]:>8.2f}")
+        print(f"{name:<{w}} {vals[0]:>8.1f} {vals[1]:>9.1f} {vals[2]:>10.1f} {vals[3]:>8.2f}")
 
 
 def evaluate_pose(checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None,
@@ -308,21 +310,24 @@ def evaluate_pose(checkpoint: str | os.PathLike, out_dir: str | os.PathLike | No
         metrics = task.evaluate(model, loader)
     out = Path(out_dir) if out_dir else ckpt_dir.parent
     model_m = {k: metrics[k] for k in ("mpjpe", "pa_mpjpe", "pel_mpjpe", "accel_error") if k in metrics}
-    base_m = {k[len("baseline_"):]: v for k, v in metrics.items() if k.startswith("baseline_")}
-    result: Dict[str, Any] = {"checkpoint": str(ckpt_dir), **model_m,
-                              "baseline": base_m,
-                              **{f"baseline_{k}": v for k, v in task.last_baselines.items()}, "num_samples": metrics["num_samples"],
-                              "num_frames": cfg.data.num_frames, "dataset": cfg.data.dataset,
-                              "body_model": "smpl" if smpl_model else "skeleton", "units": "mm"}
+    base_m = dict(task.last_baselines.get("world", {}))
+    body_m = dict(task.last_baselines.get("body", {}))
+    result: Dict[str, Any] = {
+        "checkpoint": str(ckpt_dir), **model_m, "baseline": base_m, "baseline_body": body_m,
+        "num_samples": metrics["num_samples"], "num_frames": cfg.data.num_frames,
+        "dataset": cfg.data.dataset, "body_model": "smpl" if smpl_model else "skeleton", "units": "mm"}
     png = out / "eval_skeletons.png"
     if task.last_example is not None:
         pred, true = task.last_example
         plot_skeleton_sequence(pred, true, str(png), title="validation clip: predicted vs true")
         result["skeleton_png"] = str(png)
-    write_json(result, out / "eval_metrics.json")
+    write_json(obj=result, path=out / "eval_metrics.json")
     if print_table:
-        print_pose_table({f"{cfg.model.name} ({cfg.model.attention}, {cfg.model.design})": model_m,
-                          "mean-pose baseline": base_m},
+        rows = {f"{cfg.model.name} ({cfg.model.attention}, {cfg.model.design})": model_m,
+                "mean pose, camera frame": base_m}
+        if body_m:
+            rows["mean pose, body frame"] = body_m
+        print_pose_table(rows,
                          f"pose evaluation of {ckpt_dir} on {result['num_samples']} clips "
                          f"(T={cfg.data.num_frames}, {cfg.data.dataset})")
         print(f"metrics: {out / 'eval_metrics.json'}" + (f", skeletons: {png}" if task.last_example else ""))
