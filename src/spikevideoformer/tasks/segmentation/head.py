@@ -5,9 +5,14 @@ into per-frame class logits at stride 4; :class:`SegSpikeVideoFormer` wraps a ba
 the head and upsamples the logits to the input size::
 
     stage i (i = 1..4):  LIF → 1×1 conv C_i→d (no bias) → BN → nearest upsample to stride 4
-    fuse:                Σ_i (membrane inputs) → LIF → 3×3 conv d→d (no bias) → BN
-    classify:            LIF → 1×1 conv d→K (+bias)                       (stride-4 logits)
+    fuse:                m = Σ_i lateral_i;   y = m + BN(3×3 conv d→d (no bias)(LIF(m)))
+    classify:            LIF(y) → 1×1 conv d→K (+bias)                    (stride-4 logits)
     output:              bilinear upsample to H×W, per frame → [B, T, K, H, W]
+
+The fuse stage is a residual block with a membrane shortcut, like the backbone's blocks
+(``residual=False`` drops the ``m +``): the classifier's neuron sees the lateral sum directly,
+which keeps the spiking depth between the features and the logits at two neurons and
+roughly doubles the classifier neuron's input variance (it fires more at initialisation).
 
 Spike-driven convention (as ``layers/blocks.py``): every convolution sees spikes (the output
 of its own LIF — binary, or ``k/D`` with Integer-LIF); the real-valued BN outputs are only
@@ -19,10 +24,9 @@ Neurons keep their membrane over the T frames of a clip (time-first ``[T, B, ...
 convolutions and BN fold T into the batch. The final bilinear resize of the logits is the
 read-out, outside the spiking network.
 
-Parameters: ``(ΣC_i)·d + 9·d² + d·K + K`` plus BN (``10·d``); with the default
-``decoder_dim = 8·c0`` that is 2,787,859 on ``svf_15m`` (d = 512, K = 19; backbone
-14,755,720 without classification head → 17.54M in total, paper: 17.8M) and 175,892 on
-``svf_tiny`` (d = 128, K = 4).
+Parameters: ``(ΣC_i)·d + 9·d² + d·K + K`` plus BN (``10·d``). Default widths
+(:data:`DECODER_DIMS`): svf_15m d = 512 → 2,787,859 for K = 19 (backbone 14,755,720 without
+classification head → 17,543,579 in all; paper: 17.8M); svf_tiny d = 64 → 50,052 for K = 4.
 """
 from __future__ import annotations
 
@@ -35,12 +39,20 @@ from torch import nn
 from ...layers.neuron import NeuronSpec
 from ...models.backbone import SpikeVideoFormer, check_video
 
-__all__ = ["SpikeSegHead", "SegSpikeVideoFormer", "default_decoder_dim", "head_parameter_count"]
+__all__ = ["SpikeSegHead", "SegSpikeVideoFormer", "DECODER_DIMS", "default_decoder_dim", "head_parameter_count"]
+
+
+# decoder width d per registered backbone size; svf_15m's 512 puts the head at 2.79M parameters
+# (paper: 17.8M with head on a 15M backbone); the toy svf_tiny gets a narrow, CPU-friendly head
+DECODER_DIMS = {(16, 32, 64, 80): 64, (64, 128, 256, 360): 512, (96, 192, 384, 480): 768,
+                (128, 256, 512, 640): 1024}
 
 
 def default_decoder_dim(embed_dim: Sequence[int]) -> int:
-    """Decoder width used when none is given: ``8 · c0`` (512 for svf_15m, 128 for svf_tiny)."""
-    return 8 * int(embed_dim[0])
+    """Decoder width used when none is given: :data:`DECODER_DIMS` for the registered sizes
+    (svf_tiny 64, svf_15m 512, svf_31m 768, svf_55m 1024), else ``8 · c0``."""
+    key = tuple(int(c) for c in embed_dim)
+    return DECODER_DIMS.get(key, 8 * key[0])
 
 
 def head_parameter_count(in_channels: Sequence[int], num_classes: int, decoder_dim: int) -> int:
@@ -81,13 +93,15 @@ class SpikeSegHead(nn.Module):
             gives Integer-LIF as in the paper's segmentation model).
         upsample: ``"nearest"`` (default; addition-only) or ``"bilinear"`` for the lateral
             features before the sum.
+        residual: membrane shortcut around the 3×3 fuse convolution (default True).
 
     ``forward(feats)`` takes the time-major stage outputs ``[T, B, C_i, H_i, W_i]`` and returns
     stride-4 logits ``[T, B, K, H_0, W_0]`` (``H_0, W_0`` the size of the first stage).
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, decoder_dim: int,
-                 neuron: NeuronSpec | None = None, upsample: str = "nearest") -> None:
+                 neuron: NeuronSpec | None = None, upsample: str = "nearest",
+                 residual: bool = True) -> None:
         super().__init__()
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -98,6 +112,7 @@ class SpikeSegHead(nn.Module):
         neuron = neuron or NeuronSpec()
         self.in_channels = tuple(int(c) for c in in_channels)
         self.num_classes, self.decoder_dim, self.upsample = int(num_classes), int(decoder_dim), upsample
+        self.residual = bool(residual)
         d = self.decoder_dim
         self.lateral = nn.ModuleList([_Lateral(c, d, neuron) for c in self.in_channels])
         self.fuse_lif = neuron.make()
@@ -123,6 +138,8 @@ class SpikeSegHead(nn.Module):
             y = self._resize(branch(f), size)
             fused = y if fused is None else fused + y
         x = _per_frame(lambda z: self.fuse_bn(self.fuse_conv(z)), self.fuse_lif(fused))
+        if self.residual:
+            x = x + fused
         return _per_frame(self.classifier, self.cls_lif(x))
 
 
@@ -134,15 +151,17 @@ class SegSpikeVideoFormer(nn.Module):
         backbone: a :class:`~spikevideoformer.SpikeVideoFormer` (its classification head, if
             any, is not used); its neuron kind (LIF / Integer-LIF / ReLU) is used for the head.
         num_classes: K segmentation classes.
-        decoder_dim: head width ``d`` (default :func:`default_decoder_dim`: ``8 · c0``).
+        decoder_dim: head width ``d`` (default :func:`default_decoder_dim`: 512 for svf_15m,
+            64 for svf_tiny, ``8 · c0`` for unregistered widths).
         upsample: lateral upsampling mode of the head (``"nearest"`` or ``"bilinear"``).
+        residual: membrane shortcut around the head's 3×3 fuse convolution.
 
     State-dict keys are ``backbone.*`` (identical to the backbone's own keys after the prefix)
     and ``head.*``.
     """
 
     def __init__(self, backbone: SpikeVideoFormer, num_classes: int, decoder_dim: int | None = None,
-                 upsample: str = "nearest") -> None:
+                 upsample: str = "nearest", residual: bool = True) -> None:
         super().__init__()
         if not hasattr(backbone, "forward_features"):
             raise TypeError(f"backbone must provide forward_features(video), got {type(backbone).__name__}")
@@ -150,7 +169,24 @@ class SegSpikeVideoFormer(nn.Module):
         channels = tuple(getattr(backbone, "feature_channels", None) or backbone.embed_dim)
         d = default_decoder_dim(channels) if decoder_dim is None else int(decoder_dim)
         self.num_classes = int(num_classes)
-        self.head = SpikeSegHead(channels, num_classes, d, getattr(backbone, "neuron", None), upsample)
+        self.head = SpikeSegHead(channels, num_classes, d, getattr(backbone, "neuron", None), upsample, residual)
+
+    @torch.no_grad()
+    def init_class_prior(self, class_freq: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
+        """Set the classifier bias to the log class prior (RetinaNet-style prior init).
+
+        With sparse spikes at initialisation the logits are mostly the bias, so a zero bias
+        starts at the uniform prior and spends many steps learning the class frequencies.
+        ``p = (1 - smoothing) · freq + smoothing / K`` keeps rare or unseen classes learnable.
+        Returns the bias.
+        """
+        freq = torch.as_tensor(class_freq, dtype=torch.float64).flatten()
+        if freq.numel() != self.num_classes or bool((freq < 0).any()) or float(freq.sum()) <= 0:
+            raise ValueError(f"class_freq must be {self.num_classes} non-negative counts, got {freq.tolist()}")
+        p = (1 - smoothing) * freq / freq.sum() + smoothing / self.num_classes
+        bias = self.head.classifier.bias
+        bias.copy_(p.log().to(bias))
+        return bias.detach().clone()
 
     @property
     def in_chans(self) -> int:

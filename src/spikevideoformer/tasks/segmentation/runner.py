@@ -29,15 +29,16 @@ from torch.utils.data import Dataset, Subset
 
 from ...engine import Trainer, build_dataloader, init_distributed, seed_everything
 from ...engine.checkpoint import load_model_weights
+from ...engine.distributed import capture_rng_state, resolve_device, restore_rng_state
 from ...engine.config import TrainConfig
 from ..common import build_backbone, load_trained, write_json
-from .datasets import CITYSCAPES_CLASSES, CityscapesSequenceDataset, VSPWDataset
+from .datasets import CITYSCAPES_CLASSES, IGNORE_INDEX, CityscapesSequenceDataset, VSPWDataset
 from .head import SegSpikeVideoFormer
 from .synthetic import SyntheticSegVideos
 from .task import SegmentationTask, unpack_seg_batch
 from .visualize import save_segmentation_panel
 
-__all__ = ["SEG_DATASETS", "build_segmentation_model", "build_segmentation_data", "train_segmentation",
+__all__ = ["SEG_DATASETS", "build_segmentation_model", "class_frequencies", "build_segmentation_data", "train_segmentation",
            "evaluate_segmentation", "evaluate_segmentation_model", "vc_windows_for", "segmentation_energy"]
 
 SEG_DATASETS = ("synthetic_seg", "vspw", "cityscapes")
@@ -118,6 +119,21 @@ def build_segmentation_data(cfg: TrainConfig, splits=("train", "val")) -> dict[s
     return out
 
 
+def class_frequencies(dataset: Dataset, num_classes: int, max_items: int = 32) -> torch.Tensor:
+    """Labelled-pixel counts per class over the first ``max_items`` items of ``dataset``
+    (random augmentations do not consume the global RNG streams: they are restored)."""
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    rng = capture_rng_state()
+    try:
+        for i in range(min(max_items, len(dataset))):  # type: ignore[arg-type]
+            m = unpack_seg_batch(dataset[i])[1]
+            m = m[(m != IGNORE_INDEX) & (m >= 0) & (m < num_classes)]
+            counts += torch.bincount(m.reshape(-1), minlength=num_classes)[:num_classes].double()
+    finally:
+        restore_rng_state(rng)
+    return counts
+
+
 def _init_backbone(model: SegSpikeVideoFormer, cfg: TrainConfig) -> Optional[str]:
     """``model.init`` pointing at backbone weights (ImageNet / classification checkpoints, keys
     without the ``backbone.`` prefix) is loaded into ``model.backbone`` here; a segmentation
@@ -135,6 +151,9 @@ def train_segmentation(cfg: TrainConfig, progress: bool = True) -> dict[str, Any
     seed_everything(cfg.run.seed, cfg.run.deterministic)
     data = build_segmentation_data(cfg)
     model = build_segmentation_model(cfg)
+    freq = class_frequencies(data["train"], cfg.model.num_classes)
+    if freq.sum() > 0:  # prior-initialised classifier bias (a checkpoint loaded later overrides it)
+        model.init_class_prior(freq)
     trainer_cfg = cfg
     backbone_report = _init_backbone(model, cfg)
     if backbone_report is not None:  # already loaded into the backbone: the Trainer must not retry
@@ -212,11 +231,17 @@ def evaluate_segmentation(checkpoint: str | os.PathLike, out_dir: str | os.PathL
     Writes ``eval_metrics.json`` (mIoU, pixel accuracy, per-class IoU, mVC_8/mVC_16 — null
     where no video is long enough —, loss, ``energy_mj`` per clip) and ``eval_panel.png``
     (frames / truth / prediction of the first validation clip) into ``out_dir`` (default: the
-    checkpoint's run folder). ``print_table`` prints the per-class IoU table.
+    checkpoint's run folder). ``print_table`` prints the per-class IoU table. Runs on the GPU
+    when the run's ``run.device`` allows it and CUDA is available, else on the CPU.
     """
     model, cfg, ckpt_dir = load_trained(checkpoint, build_segmentation_model)
     if cfg.run.task != "segmentation":
         raise ValueError(f"checkpoint {ckpt_dir} was trained for run.task={cfg.run.task!r}")
+    dev = cfg.run.device
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        dev = "cpu"  # trained on a GPU, evaluated here on the CPU
+    device = resolve_device(dev)
+    model = model.to(device)
     data = build_segmentation_data(cfg, splits=("val",))
     val, names = data["val"], data["class_names"]
     metrics, task = evaluate_segmentation_model(model, val, cfg.model.num_classes, data["val_batch_size"],
@@ -229,14 +254,14 @@ def evaluate_segmentation(checkpoint: str | os.PathLike, out_dir: str | os.PathL
                               "head_parameters": sum(p.numel() for p in model.head.parameters())}
     if energy:
         clip = unpack_seg_batch(val[0])[0].unsqueeze(0)
-        e = segmentation_energy(model, clip)
+        e = segmentation_energy(model, clip.to(device))
         if e is not None:
             result.update(e)
             result["energy_input_shape"] = list(clip.shape)
     panel = save_prediction_panel(model, val, out / "eval_panel.png", names,
                                   title=f"{cfg.model.name} on {cfg.data.dataset} (val clip 0)")
     result["panel_png"] = str(panel)
-    write_json(result, out / "eval_metrics.json")
+    write_json(out / "eval_metrics.json", result)
     if print_table:
         print(task.table())
         vc = "  ".join(f"mVC_{k} " + ("n/a" if result.get(f"mVC_{k}") is None else f"{100 * result[f'mVC_{k}']:.2f}")
