@@ -55,7 +55,8 @@ def test_evaluate_multi_view_batches():
 
 def small_cfg(tmp_path, *extra):
     return load_config("src/spikevideoformer/configs/demo.yaml", [
-        f"run.out_dir={tmp_path}", "data.train_samples=32", "data.val_samples=16",
+        f"run.out_dir={tmp_path}", "model.num_classes=4", "data.size=32",
+        "data.train_samples=32", "data.val_samples=16",
         "data.batch_size=8", "data.num_frames=2", "optim.epochs=3", "optim.lr=0.003", *extra])
 
 
