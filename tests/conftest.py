@@ -4,9 +4,18 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(1)  # two OpenMP threads stall badly when the other core is busy
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (restored afterwards: benchmarks change it). On a busy 2-core
+    machine two OpenMP threads stall on every parallel region and run many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

@@ -12,14 +12,6 @@ from spikevideoformer.analysis import benchmark as B
 from spikevideoformer.cli import bench
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Benchmarks pin threads; keep the whole module on one (and restore the setting)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _run(argv):
     p = argparse.ArgumentParser()

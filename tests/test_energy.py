@@ -14,13 +14,6 @@ from spikevideoformer.layers import LIF, NeuronSpec, SpikeAttention, lif_referen
 TINY = dict(embed_dim=(8, 16, 16, 24), heads=2, depths=(1, 1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class OneConv(nn.Module):
     def __init__(self):

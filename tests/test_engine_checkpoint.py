@@ -20,14 +20,6 @@ from spikevideoformer.engine.config import load_config
 FILES = {"model.safetensors", "train_state.safetensors", "meta.json"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest (and avoids oversubscribing shared CI cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def net(classes=5, seed=0):
     torch.manual_seed(seed)

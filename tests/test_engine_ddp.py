@@ -13,7 +13,6 @@ import socket
 import sys
 import warnings
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
@@ -26,14 +25,6 @@ from spikevideoformer.engine import (Trainer, build_dataloader, cleanup, init_di
 
 WORLD, GLOBAL_BATCH, EPOCHS, STOP_AT = 2, 8, 2, 3
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest (and avoids oversubscribing shared CI cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class Task:

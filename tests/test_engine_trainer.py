@@ -14,14 +14,6 @@ from spikevideoformer.engine import (Trainer, WarmupCosineSchedule, build_datalo
                                      load_config, lr_factor, read_jsonl, seed_everything)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest (and avoids oversubscribing shared CI cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class NoisyBlobs(Dataset):
     """Seeded Gaussian blobs; ``__getitem__`` adds noise from the *global* torch RNG (an augmentation)."""

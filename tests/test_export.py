@@ -11,13 +11,6 @@ from spikevideoformer.deploy import export_model, fold, load_exported
 TINY = dict(embed_dim=(8, 16, 16, 24), heads=2, depths=(1, 1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def model():

@@ -17,14 +17,6 @@ from spikevideoformer.layers import (
     LIF, LIFParams, NeuronSpec, RepConv, SpikeAttention, lif_multistep,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds synchronisation (and stalls on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # a very small backbone: exactness does not depend on width, and float64 convs are slow
 TINY = dict(embed_dim=(8, 16, 16, 24), heads=2, depths=(1, 1))

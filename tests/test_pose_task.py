@@ -17,14 +17,6 @@ from spikevideoformer.tasks.pose.runner import build_pose_data, collate_pose, tr
 CONFIG = "src/spikevideoformer/configs/pose_demo.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine two threads can be ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny_model(in_chans=3, **kw):
     return PoseSpikeVideoFormer(create_model("svf_tiny", num_classes=0, in_chans=in_chans), **kw)

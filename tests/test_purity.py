@@ -10,13 +10,6 @@ from spikevideoformer.analysis import check_spike_driven, is_spike_tensor
 TINY = dict(embed_dim=(8, 16, 16, 24), heads=2, depths=(1, 1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _video():
     return torch.randn(1, 2, 3, 32, 32)
