@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .transforms import _pos_int
+
 __all__ = ["MovingDigits", "DigitFrames", "load_digit_images", "digit_split_indices", "load_digits_targets"]
 
 SPLITS = ("train", "val", "test")
@@ -86,14 +88,6 @@ def _sprites(scale: int) -> np.ndarray:
     return sprites
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 class MovingDigits(Dataset):
     """Deterministic moving-digit clips whose label is only visible through motion.
 
@@ -135,17 +129,17 @@ class MovingDigits(Dataset):
         if num_samples is None:
             num_samples = _DEFAULT_NUM_SAMPLES[split]
         self.split = split
-        self.num_samples = _check_positive_int("num_samples", num_samples)
-        self.num_frames = _check_positive_int("num_frames", num_frames, 2)
-        self.size = _check_positive_int("size", size, 8)
-        self.channels = _check_positive_int("channels", channels)
-        self.seed = _check_positive_int("seed", seed, 0)
+        self.num_samples = _pos_int("num_samples", num_samples)
+        self.num_frames = _pos_int("num_frames", num_frames, 2)
+        self.size = _pos_int("size", size, 8)
+        self.channels = _pos_int("channels", channels)
+        self.seed = _pos_int("seed", seed, 0)
         if num_classes not in _CLASS_NAMES:
             raise ValueError(f"num_classes must be 2 or 4, got {num_classes!r}")
         self.num_classes = int(num_classes)
         if digit_scale is None:
             digit_scale = max(4, int(round(0.36 * self.size)))
-        self.digit_scale = _check_positive_int("digit_scale", digit_scale, 2)
+        self.digit_scale = _pos_int("digit_scale", digit_scale, 2)
         if self.digit_scale > self.size:
             raise ValueError(f"digit_scale ({self.digit_scale}) must be <= size ({self.size})")
         if speed is None:
@@ -252,10 +246,10 @@ class DigitFrames(Dataset):
                  seed: int = 0, channels: int = 3, digit_scale: Optional[int] = None) -> None:
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.split, self.size, self.seed = split, _check_positive_int("size", size, 8), int(seed)
-        self.num_samples = _check_positive_int(
+        self.split, self.size, self.seed = split, _pos_int("size", size, 8), int(seed)
+        self.num_samples = _pos_int(
             "num_samples", _DEFAULT_NUM_SAMPLES[split] if num_samples is None else num_samples)
-        self.channels = _check_positive_int("channels", channels)
+        self.channels = _pos_int("channels", channels)
         self.digit_scale = digit_scale or max(4, int(round(0.36 * self.size)))
         self.digit_indices = digit_split_indices(split)
         self.targets = load_digits_targets()

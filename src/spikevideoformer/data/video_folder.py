@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .transforms import (IMAGENET_MEAN, IMAGENET_STD, center_crop, normalize, random_crop,
+from .transforms import (IMAGENET_MEAN, _pos_int, IMAGENET_STD, center_crop, normalize, random_crop,
                          random_horizontal_flip, resize_short_side, sample_multi_clip_indices,
                          sample_segment_indices, three_crops, to_float_clip)
 from .video_io import VideoDecodeError, read_video
@@ -72,14 +72,6 @@ def collate_skip_none(batch: Sequence) -> Optional[VideoBatch]:
     clips = torch.stack([s[0] for s in good])
     labels = torch.as_tensor([int(s[1]) for s in good], dtype=torch.long)
     return VideoBatch(clips, labels, len(batch) - len(good))
-
-
-def _pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 class _VideoClipDataset(Dataset):

@@ -51,27 +51,22 @@ OFF_CHANNEL = 1
 def _fields_of(events: Any) -> dict[str, np.ndarray]:
     """The raw field arrays of a structured array / mapping; ValueError on anything else."""
     if isinstance(events, np.ndarray) and events.dtype.names is not None:
-        names = events.dtype.names
-        missing = [f for f in EVENT_FIELDS if f not in names]
-        if missing:
-            raise ValueError(
-                f"event stream is missing field(s) {missing}; it has fields {list(names)} "
-                f"(required: {list(EVENT_FIELDS)})"
-            )
-        return {f: np.asarray(events[f]) for f in EVENT_FIELDS}
-    if isinstance(events, Mapping):
-        missing = [f for f in EVENT_FIELDS if f not in events]
-        if missing:
-            raise ValueError(
-                f"event stream is missing field(s) {missing}; it has keys {sorted(map(str, events))} "
-                f"(required: {list(EVENT_FIELDS)})"
-            )
-        return {f: np.asarray(events[f]) for f in EVENT_FIELDS}
-    raise ValueError(
-        "events must be a numpy structured array or a mapping with fields x, y, t, p; "
-        f"got {type(events).__name__}"
-        + (f" with dtype {events.dtype} (no named fields)" if isinstance(events, np.ndarray) else "")
-    )
+        what, present = "fields", list(events.dtype.names)
+    elif isinstance(events, Mapping):
+        what, present = "keys", sorted(map(str, events))
+    else:
+        raise ValueError(
+            "events must be a numpy structured array or a mapping with fields x, y, t, p; "
+            f"got {type(events).__name__}"
+            + (f" with dtype {events.dtype} (no named fields)" if isinstance(events, np.ndarray) else "")
+        )
+    missing = [f for f in EVENT_FIELDS if f not in present]
+    if missing:
+        raise ValueError(
+            f"event stream is missing field(s) {missing}; it has {what} {present} "
+            f"(required: {list(EVENT_FIELDS)})"
+        )
+    return {f: np.asarray(events[f]) for f in EVENT_FIELDS}
 
 
 def _check_numeric(name: str, a: np.ndarray) -> None:
