@@ -1,28 +1,91 @@
-"""Ablation study plumbing: summaries, outputs, variant validation (training is covered elsewhere)."""
+"""Ablation study: summaries, outputs, variant validation, serial/parallel runs and reuse."""
+import json
 import math
 
 import pytest
 
+from spikevideoformer.cli import main as svf_main
+from spikevideoformer.tasks import ablations
+from spikevideoformer.tasks.ablation_report import write_outputs
 from spikevideoformer.tasks.ablations import (
-    VARIANTS, AblationRun, markdown_table, run_ablations, summarize, write_outputs,
+    QUICK_VARIANTS, VARIANTS, AblationRun, markdown_table, run_ablations, summarize,
 )
+
+CONFIG = "src/spikevideoformer/configs/ablate.yaml"
+TINY = ["data.train_samples=32", "data.val_samples=16", "data.batch_size=16", "data.num_frames=2",
+        "optim.epochs=2", "optim.warmup_epochs=0"]
+
+
+def _run(variant, seed, acc, auc=0.5):
+    return AblationRun(variant, seed, acc, acc, auc, 3, 1.0)
 
 
 def test_summary_mean_std_and_outputs(tmp_path):
-    runs = [AblationRun("a", 0, 0.5, 0.6, 1.0), AblationRun("a", 1, 0.7, 0.7, 1.0),
-            AblationRun("b", 0, 0.3, 0.3, 1.0)]
+    runs = [_run("a", 0, 0.5, 0.4), _run("a", 1, 0.7, 0.6), _run("b", 0, 0.3)]
     rows = summarize(runs)
     assert [r["variant"] for r in rows] == ["a", "b"]
     assert rows[0]["mean"] == pytest.approx(0.6) and rows[0]["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert rows[0]["auc_mean"] == pytest.approx(0.5)
     assert math.isnan(rows[1]["std"])
-    assert "60.0 ± 14.1" in markdown_table(rows)
-    paths = write_outputs(runs, tmp_path)
-    assert paths["png"].is_file() and (tmp_path / "summary.md").is_file()
+    table = markdown_table(rows)
+    assert "| a | 2 | 60.0 ± 14.1 | 50.0 | 70.0 | 50.0 ± 14.1 |" in table
+    assert "| b | 1 | 30.0 |" in table  # one seed: no ± nan
+    paths = write_outputs(runs, tmp_path / "new", num_classes=2)
+    assert paths["png"].stat().st_size > 1000 and paths["markdown"].read_text() == table + "\n"
     assert paths["runs"].read_text().count("\n") == 4
+    with pytest.raises(ValueError, match="at least one run"):
+        write_outputs([], tmp_path, num_classes=2)
 
 
-def test_paper_variants_present_and_unknown_rejected(tmp_path):
-    for name in ("dot/joint", "spatial, no temporal state", "scale 1/8", "image-pretrained init"):
+def test_paper_variants_present_and_bad_arguments_rejected(tmp_path):
+    for name in ("dot/joint", "spatial, no temporal state", "scale 1/8", "image-pretrained init",
+                 "hamming/factorized", "hamming/hierarchical", "scale 1/sqrt(d)"):
         assert name in VARIANTS
+    assert set(QUICK_VARIANTS) <= set(VARIANTS)
     with pytest.raises(ValueError, match="unknown ablation variant"):
-        run_ablations("src/spikevideoformer/configs/demo.yaml", tmp_path, variants=["cosine"])
+        run_ablations(CONFIG, tmp_path, variants=["cosine"])
+    with pytest.raises(ValueError, match="jobs"):
+        run_ablations(CONFIG, tmp_path, jobs=0)
+    with pytest.raises(ValueError, match="unknown key"):  # a bad override fails before training
+        run_ablations(CONFIG, tmp_path, overrides=["optim.nonsense=1"])
+
+
+def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypatch):
+    names = ["hamming/joint (full)", "spatial, no temporal state"]
+    serial = run_ablations(CONFIG, tmp_path / "s", seeds=(0, 1), variants=names, overrides=TINY,
+                           log=lambda _: None)
+    assert [(r.variant, r.seed) for r in serial] == [(v, s) for v in names for s in (0, 1)]
+    for r in serial:
+        assert 0 <= r.val_acc <= 1 and r.epochs == 2 and 0 <= r.mean_val_acc <= 1
+        saved = json.loads((tmp_path / "s" / ablations._slug(r.variant) / f"seed{r.seed}"
+                            / "ablation_run.json").read_text())
+        assert saved["run"]["val_acc"] == r.val_acc
+    # the same study again: read back, nothing retrained
+    monkeypatch.setattr(ablations, "_train_one", lambda spec: pytest.fail("retrained"))
+    assert run_ablations(CONFIG, tmp_path / "s", seeds=(0, 1), variants=names, overrides=TINY,
+                         log=lambda _: None) == serial
+    # a different budget is a different experiment: it must train again
+    with pytest.raises(pytest.fail.Exception, match="retrained"):
+        run_ablations(CONFIG, tmp_path / "s", seeds=(0,), variants=names[:1],
+                      overrides=TINY + ["optim.lr=0.002"], log=lambda _: None)
+    monkeypatch.undo()
+    # two worker processes (1 thread each) reproduce the serial results exactly
+    parallel = run_ablations(CONFIG, tmp_path / "p", seeds=(0, 1), variants=names,
+                             overrides=TINY, jobs=2, log=lambda _: None)
+    assert [(r.variant, r.seed, r.val_acc, r.mean_val_acc) for r in parallel] == \
+        [(r.variant, r.seed, r.val_acc, r.mean_val_acc) for r in serial]
+
+
+def test_image_pretrained_variant_pretrains_then_finetunes(tmp_path):
+    (run,) = run_ablations(CONFIG, tmp_path, seeds=(3,), variants=["image-pretrained init"],
+                           overrides=TINY, log=lambda _: None)
+    out = tmp_path / "image_pretrained_init" / "seed3"
+    assert (out / "pretrain" / "best").exists() and run.epochs == 2
+    assert "pretrain/best" in (out / "config.yaml").read_text()
+
+
+def test_cli_rejects_bad_seeds_and_variants(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="--seeds"):
+        svf_main(["ablate", "--seeds", "a,b", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown variant"):
+        svf_main(["ablate", "--variants", "cosine", "--out", str(tmp_path)])

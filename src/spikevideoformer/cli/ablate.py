@@ -1,37 +1,72 @@
 """``svf ablate``: the paper's ablations at small scale, several seeds, mean ± std.
 
-    svf ablate --quick                 # reduced budget (≤ 10 min on 2 cores)
-    svf ablate --seeds 0,1,2 --out runs/ablate
+    svf ablate --quick                 # 4 headline variants × 3 seeds, reduced budget
+    svf ablate --jobs 2 --out runs/ablate
+    svf ablate --variants "dot/joint,scale 1/8" --seeds 0,1,2,3,4 optim.epochs=20
+
+Finished runs are reused when the same study is run again (``--fresh`` retrains them).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="demo", help="base config (default: the demo config)")
+    p.add_argument("--config", default="ablate",
+                   help="base config, shipped name or YAML path (default: ablate)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--variants", help="comma-separated subset of variant names (default: all)")
-    p.add_argument("--quick", action="store_true", help="reduced budget per run")
-    p.add_argument("--out", default="runs/ablate")
+    p.add_argument("--variants", help="comma-separated subset of variant names "
+                                      "(default: all; with --quick: the 4 headline variants)")
+    p.add_argument("--quick", action="store_true",
+                   help="4 headline variants on a reduced budget (about 8 min on 2 cores)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs trained at once in worker processes, 1 torch thread each "
+                        "(default: number of CPU cores, at most 4)")
+    p.add_argument("--fresh", action="store_true", help="retrain runs that already finished")
+    p.add_argument("--out", default=None, help="output dir (default runs/ablate or "
+                                                "runs/ablate_quick)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value",
                    help="applied to every variant (equal budget), e.g. optim.epochs=4")
 
 
-QUICK = ["data.train_samples=512", "data.val_samples=256", "optim.epochs=2"]
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"svf ablate: --seeds must be comma-separated integers, got {text!r}")
+    if not seeds:
+        raise SystemExit("svf ablate: --seeds is empty")
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tasks.ablations import VARIANTS, markdown_table, run_ablations, summarize, write_outputs
+    from ..tasks.ablation_report import write_outputs
+    from ..tasks.ablations import (QUICK_OVERRIDES, QUICK_VARIANTS, VARIANTS, markdown_table,
+                                   run_ablations, summarize)
     from .train import resolve_config
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    variants = [v.strip() for v in args.variants.split(",")] if args.variants else list(VARIANTS)
+    seeds = _parse_seeds(args.seeds)
+    if args.variants:
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    else:
+        variants = QUICK_VARIANTS if args.quick else list(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"svf ablate: unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    jobs = args.jobs if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
+    if jobs < 1:
+        raise SystemExit(f"svf ablate: --jobs must be >= 1, got {jobs}")
+    out = args.out or ("runs/ablate_quick" if args.quick else "runs/ablate")
+    overrides = (QUICK_OVERRIDES if args.quick else []) + list(args.overrides)
+    base = resolve_config(args.config)
+    print(f"[ablate] {len(variants)} variants × {len(seeds)} seeds, {jobs} job(s) -> {out}")
     t0 = time.perf_counter()
-    runs = run_ablations(resolve_config(args.config), args.out, seeds, variants,
-                         (QUICK if args.quick else []) + list(args.overrides))
-    paths = write_outputs(runs, args.out)
+    runs = run_ablations(base, out, seeds, variants, overrides, jobs=jobs, reuse=not args.fresh)
+    from ..engine.config import load_config
+    num_classes = load_config(base, overrides).model.num_classes
+    paths = write_outputs(runs, out, num_classes)
     print("\n" + markdown_table(summarize(runs)))
-    print(f"\n{len(runs)} runs in {(time.perf_counter() - t0) / 60:.1f} min; "
-          f"wrote {paths['runs']}, {paths['summary']}, {paths['png']}")
+    print(f"\n{len(runs)} runs in {(time.perf_counter() - t0) / 60:.1f} min wall; wrote "
+          f"{paths['runs']}, {paths['summary']}, {paths['markdown']}, {paths['png']}")
     return 0

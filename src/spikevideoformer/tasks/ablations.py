@@ -1,32 +1,42 @@
 """Small-scale reproduction of the paper's ablations (SPEC §4) on the embedded temporal task.
 
 Every variant trains ``svf_tiny`` on MovingDigits with the same budget (clips × epochs) for
-several seeds; the study reports mean ± std of the final validation accuracy. Variants:
-attention (Hamming vs dot), space-time design (joint / spatial / factorized / hierarchical),
-"no temporal state" (spatial attention, membranes reset every frame), attention scale
-(1/(2C) vs 1/8 vs 1/sqrt(d)), and initialisation from a short T = 1 image pre-training on
+several seeds; the study reports mean ± std of the final validation accuracy and of the mean
+validation accuracy over all epochs (area under the learning curve: how early a variant learns).
+Variants: attention (Hamming vs dot), space-time design (joint / spatial / factorized /
+hierarchical), "no temporal state" (spatial attention, membranes reset every frame), attention
+scale (1/(2C) vs 1/8 vs 1/sqrt(d)), and initialisation from a short T = 1 image pre-training on
 single digit frames vs random init (the pre-training budget is extra, as ImageNet is in the paper).
+
+A seed fixes the data and the initial weights, so variants are compared on the same clips.
+Runs can execute in parallel worker processes (``jobs``); a finished run writes
+``ablation_run.json`` in its directory and is reused (not retrained) when the study is run again
+with the same settings, so an interrupted study continues where it stopped.
 """
 from __future__ import annotations
 
-import csv
-import io
+import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from ..atomic import save_figure, write_text
+from ..atomic import write_json
 from ..data.moving_digits import DigitFrames
-from ..engine.config import TrainConfig, load_config
+from ..engine.config import TrainConfig, load_config, to_dict
+from ..engine.logger import read_jsonl
 from .classification.runner import fit_classifier, train_classification
 
-__all__ = ["VARIANTS", "AblationRun", "run_ablations", "summarize", "write_outputs"]
+__all__ = ["VARIANTS", "QUICK_VARIANTS", "QUICK_OVERRIDES", "AblationRun", "run_ablations",
+           "summarize", "markdown_table"]
 
+FULL = "hamming/joint (full)"
 VARIANTS: dict[str, list[str]] = {
-    "hamming/joint (full)": [],
+    FULL: [],
     "dot/joint": ["model.attention=dot"],
     "hamming/spatial (neuron-only time)": ["model.design=spatial"],
     "spatial, no temporal state": ["model.design=spatial", "model.temporal_state=false"],
@@ -36,15 +46,29 @@ VARIANTS: dict[str, list[str]] = {
     "scale 1/sqrt(d)": ["model.attention_scale=1/sqrt(d)"],
     "image-pretrained init": [],  # + T = 1 pre-training on DigitFrames, see _pretrain
 }
+PRETRAINED = "image-pretrained init"
+
+# ``--quick``: the paper's three headline comparisons (attention, joint vs spatial, temporal
+# state) on a smaller budget (640 clips × 15 epochs = 300 steps of 32 clips per run).
+QUICK_VARIANTS = [FULL, "dot/joint", "hamming/spatial (neuron-only time)",
+                  "spatial, no temporal state"]
+QUICK_OVERRIDES = ["data.train_samples=640", "data.val_samples=256", "optim.epochs=15",
+                   "optim.warmup_epochs=1"]
 
 
 @dataclass
 class AblationRun:
     variant: str
     seed: int
-    val_acc: float
+    val_acc: float       # after the last epoch
     best_val_acc: float
+    mean_val_acc: float  # mean over epochs: area under the learning curve
+    epochs: int
     seconds: float
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
 def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
@@ -59,81 +83,137 @@ def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
     return out / "best"
 
 
+def _last_run_curve(metrics_jsonl: Path) -> list[float]:
+    """Per-epoch val accuracy of the most recent run logged in ``metrics.jsonl`` (the log is
+    append-only, so an earlier run in the same directory is cut off at its last epoch 1)."""
+    records = [r for r in read_jsonl(metrics_jsonl) if "val_acc" in r]
+    starts = [i for i, r in enumerate(records) if r.get("epoch") == 1]
+    return [float(r["val_acc"]) for r in records[starts[-1] if starts else 0:]]
+
+
+def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one (variant, seed); runs in the calling process or in a worker process."""
+    if spec.get("threads"):
+        import torch
+        torch.set_num_threads(spec["threads"])
+    out = Path(spec["out"])
+    cfg = load_config(spec["base"], spec["overrides"])
+    t0 = time.perf_counter()
+    if spec["variant"] == PRETRAINED:
+        cfg = load_config(cfg, [f"model.init={_pretrain(cfg, out / 'pretrain', spec['progress'])}"])
+    res = train_classification(cfg, progress=spec["progress"])
+    curve = _last_run_curve(out / "metrics.jsonl")
+    run = AblationRun(spec["variant"], spec["seed"], float(res["val_acc"]),
+                      float(res["best_metric"]), statistics.fmean(curve), len(curve),
+                      time.perf_counter() - t0)
+    write_json(out / "ablation_run.json", {"spec": _identity(spec), "run": asdict(run)})
+    return asdict(run)
+
+
+def _identity(spec: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same experiment (the resolved config, variant, seed)."""
+    return {"variant": spec["variant"], "seed": spec["seed"], "config": spec["config"]}
+
+
+def _reusable(spec: dict[str, Any]) -> AblationRun | None:
+    path = Path(spec["out"]) / "ablation_run.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["spec"] == json.loads(json.dumps(_identity(spec))):
+            return AblationRun(**saved["run"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0, 1, 2),
-                  variants: list[str] | None = None, overrides: list[str] = (),
-                  progress: bool = False, log: Callable[[str], None] = print) -> list[AblationRun]:
-    """Train every (variant, seed) pair; returns one :class:`AblationRun` per training."""
-    names = variants or list(VARIANTS)
+                  variants: Sequence[str] | None = None, overrides: Sequence[str] = (),
+                  progress: bool = False, jobs: int = 1, threads_per_job: int | None = None,
+                  reuse: bool = True, log: Callable[[str], None] = print) -> list[AblationRun]:
+    """Train every (variant, seed) pair; returns one :class:`AblationRun` per training, in
+    (variant, seed) order.
+
+    ``jobs`` > 1 trains that many runs at once in worker processes, each with
+    ``threads_per_job`` torch threads (default 1). With ``reuse``, a run whose directory holds
+    a finished ``ablation_run.json`` for the same resolved config is read back, not retrained.
+    """
+    names = list(variants or VARIANTS)
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {list(VARIANTS)}")
-    runs: list[AblationRun] = []
+    if not seeds:
+        raise ValueError("run_ablations needs at least one seed")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    base_cfg = load_config(base, list(overrides))  # fail on a bad override before any training
+    specs = []
     for name in names:
         for seed in seeds:
-            slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
-            out = Path(out_dir) / slug / f"seed{seed}"
-            cfg = load_config(base, list(overrides) + VARIANTS[name]
-                              + [f"run.seed={seed}", f"run.out_dir={out}"])
-            t0 = time.perf_counter()
-            if name == "image-pretrained init":
-                cfg = load_config(cfg, [f"model.init={_pretrain(cfg, out / 'pretrain', progress)}"])
-            res = train_classification(cfg, progress=progress)
-            run = AblationRun(name, seed, float(res["val_acc"]), float(res["best_metric"]),
-                              time.perf_counter() - t0)
-            runs.append(run)
-            log(f"[ablate] {name:<36} seed {seed}: val_acc {run.val_acc:.3f} "
-                f"(best {run.best_val_acc:.3f}) in {run.seconds:.0f}s")
-    return runs
+            out = Path(out_dir) / _slug(name) / f"seed{seed}"
+            ovr = VARIANTS[name] + [f"run.seed={seed}", f"run.out_dir={out}"]
+            specs.append({"variant": name, "seed": seed, "out": str(out), "base": base_cfg,
+                          "overrides": ovr, "progress": progress and jobs == 1,
+                          "config": to_dict(load_config(base_cfg, ovr)),
+                          "threads": threads_per_job or (1 if jobs > 1 else None)})
+
+    done: dict[int, AblationRun] = {}
+
+    def finish(i: int, run: AblationRun, how: str) -> None:
+        done[i] = run
+        log(f"[ablate {len(done)}/{len(specs)}] {run.variant:<36} seed {run.seed}: "
+            f"val_acc {run.val_acc:.3f} (mean over epochs {run.mean_val_acc:.3f}) "
+            f"{how} {run.seconds:.0f}s")
+
+    todo = []
+    for i, spec in enumerate(specs):
+        old = _reusable(spec) if reuse else None
+        if old is not None:
+            finish(i, old, "reused, trained in")
+        else:
+            todo.append(i)
+    if jobs == 1:
+        for i in todo:
+            finish(i, AblationRun(**_train_one(specs[i])), "in")
+    elif todo:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                                 mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_train_one, specs[i]): i for i in todo}
+            for fut in as_completed(futures):
+                finish(futures[fut], AblationRun(**fut.result()), "in")
+    return [done[i] for i in range(len(specs))]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
 def summarize(runs: list[AblationRun]) -> list[dict[str, Any]]:
-    """Mean ± sample std of the final val accuracy per variant (order of first appearance)."""
+    """Per variant (order of first appearance): mean ± sample std of the final val accuracy
+    and of the mean-over-epochs val accuracy, plus min/max of the final accuracy."""
     rows = []
     for name in dict.fromkeys(r.variant for r in runs):
-        accs = [r.val_acc for r in runs if r.variant == name]
-        rows.append({"variant": name, "n": len(accs), "mean": statistics.fmean(accs),
-                     "std": statistics.stdev(accs) if len(accs) > 1 else math.nan,
-                     "min": min(accs), "max": max(accs)})
+        sel = [r for r in runs if r.variant == name]
+        accs = [r.val_acc for r in sel]
+        mean, std = _mean_std(accs)
+        auc_mean, auc_std = _mean_std([r.mean_val_acc for r in sel])
+        rows.append({"variant": name, "n": len(accs), "mean": mean, "std": std,
+                     "min": min(accs), "max": max(accs), "auc_mean": auc_mean, "auc_std": auc_std,
+                     "minutes": sum(r.seconds for r in sel) / 60})
     return rows
 
 
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if not math.isnan(std) else f"{100 * mean:.1f}"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | seeds | val acc (mean ± std) | min | max |", "|---|---|---|---|---|"]
+    lines = ["| variant | seeds | final val acc % (mean ± std) | min | max "
+             "| mean val acc over epochs % |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['n']} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} "
-                     f"| {100 * r['min']:.1f} | {100 * r['max']:.1f} |")
+        lines.append(f"| {r['variant']} | {r['n']} | {_pm(r['mean'], r['std'])} "
+                     f"| {100 * r['min']:.1f} | {100 * r['max']:.1f} "
+                     f"| {_pm(r['auc_mean'], r['auc_std'])} |")
     return "\n".join(lines)
-
-
-def write_outputs(runs: list[AblationRun], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``runs.csv``, ``summary.csv``, ``summary.md`` and ``ablations.png`` atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, rows in (("runs", [r.__dict__ for r in runs]), ("summary", summarize(runs))):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        paths[name] = write_text(out / f"{name}.csv", buf.getvalue())
-    rows = summarize(runs)
-    write_text(out / "summary.md", markdown_table(rows) + "\n")
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 4))
-    x = range(len(rows))
-    ax.bar(x, [100 * r["mean"] for r in rows],
-           yerr=[0 if math.isnan(r["std"]) else 100 * r["std"] for r in rows], capsize=4,
-           color=["tab:blue" if i else "tab:green" for i in x])
-    ax.set_xticks(list(x), [r["variant"] for r in rows], rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("val accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.axhline(100 / 4, color="grey", ls=":", lw=1, label="chance (4 classes)")
-    ax.legend(fontsize=8)
-    ax.set_title("svf_tiny on MovingDigits, equal budget, mean ± std over seeds")
-    fig.tight_layout()
-    paths["png"] = save_figure(fig, out / "ablations.png", dpi=110)
-    plt.close(fig)
-    return paths
