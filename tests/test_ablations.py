@@ -17,7 +17,7 @@ TINY = ["data.train_samples=32", "data.val_samples=16", "data.batch_size=16", "d
 
 
 def _run(variant, seed, acc, auc=0.5):
-    return AblationRun(variant, seed, acc, acc, auc, 3, 1.0)
+    return AblationRun(variant, seed, acc, acc, auc, 3, 1.0, skipped_steps=seed)
 
 
 def test_summary_mean_std_and_outputs(tmp_path):
@@ -28,7 +28,7 @@ def test_summary_mean_std_and_outputs(tmp_path):
     assert rows[0]["auc_mean"] == pytest.approx(0.5)
     assert math.isnan(rows[1]["std"])
     table = markdown_table(rows)
-    assert "| a | 2 | 60.0 ± 14.1 | 50.0 | 70.0 | 50.0 ± 14.1 |" in table
+    assert "| a | 2 | 60.0 ± 14.1 | 50.0 | 70.0 | 50.0 ± 14.1 | 1 |" in table
     assert "| b | 1 | 30.0 |" in table  # one seed: no ± nan
     paths = write_outputs(runs, tmp_path / "new", num_classes=2)
     assert paths["png"].stat().st_size > 1000 and paths["markdown"].read_text() == table + "\n"

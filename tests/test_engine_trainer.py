@@ -219,3 +219,24 @@ def test_seed_everything_and_no_decay_hook():
 def test_task_protocol_checked(tmp_path):
     with pytest.raises(TypeError, match="evaluate"):
         Trainer(make_model(), object(), make_cfg(tmp_path, "x"), [1], None, progress=False)
+
+
+class OverflowTask(ClsTask):
+    """A loss scaled so that the gradient norm overflows float32 (exploding gradients)."""
+
+    def loss(self, output, batch):
+        loss, metrics = super().loss(output, batch)
+        return loss * 1e37, metrics
+
+
+def test_nonfinite_gradient_steps_are_skipped_and_counted(tmp_path, capsys):
+    tr = make_trainer(tmp_path, "overflow", epochs=2)
+    tr.task = OverflowTask()
+    before = {n: p.detach().clone() for n, p in tr.module.named_parameters()}
+    final = tr.fit()
+    assert final["nonfinite_grad_steps"] == 6 and tr.history[0]["nonfinite_grad_steps"] == 6
+    assert "6 of 6 steps this epoch had a non-finite gradient norm" in capsys.readouterr().out
+    for n, p in tr.module.named_parameters():  # no update at all: no NaN, no momentum drift
+        assert torch.equal(p, before[n]), n
+    ok = make_trainer(tmp_path, "fine", epochs=1).fit()
+    assert ok["nonfinite_grad_steps"] == 0

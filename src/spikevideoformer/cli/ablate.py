@@ -1,6 +1,6 @@
 """``svf ablate``: the paper's ablations at small scale, several seeds, mean ± std.
 
-    svf ablate --quick                 # 4 headline variants × 3 seeds, reduced budget
+    svf ablate --quick                 # 3 headline variants × 3 seeds, 8 of 12 epochs
     svf ablate --jobs 2 --out runs/ablate
     svf ablate --variants "dot/joint,scale 1/8" --seeds 0,1,2,3,4 optim.epochs=20
 
@@ -18,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="base config, shipped name or YAML path (default: ablate)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--variants", help="comma-separated subset of variant names "
-                                      "(default: all; with --quick: the 4 headline variants)")
+                                      "(default: all; with --quick: the 3 headline variants)")
     p.add_argument("--quick", action="store_true",
-                   help="4 headline variants on a reduced budget (about 8 min on 2 cores)")
+                   help="3 headline variants (full, dot, spatial) on 8 of 12 epochs (≤ 10 min on 2 cores)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs trained at once in worker processes, 1 torch thread each "
                         "(default: number of CPU cores, at most 4)")

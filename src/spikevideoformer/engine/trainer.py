@@ -98,7 +98,8 @@ def _num_skipped(batch: Any) -> int:
 
 
 def _new_acc() -> Dict[str, Any]:
-    return {"n": 0, "loss": 0.0, "metrics": {}, "grad_norm": 0.0, "clip_steps": 0, "skipped": 0}
+    return {"n": 0, "loss": 0.0, "metrics": {}, "grad_norm": 0.0, "clip_steps": 0, "skipped": 0,
+            "nonfinite_steps": 0}
 
 
 class Trainer:
@@ -327,14 +328,23 @@ class Trainer:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
             norm = float(torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip))
-            self._acc["grad_norm"] += norm
-            self._acc["clip_steps"] += 1
-        if self.scaler is not None:
+            finite = math.isfinite(norm)
+            if finite:
+                self._acc["grad_norm"] += norm
+                self._acc["clip_steps"] += 1
+        else:
+            finite = True
+        if self.scaler is not None:  # the scaler skips non-finite steps itself
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        else:
+        elif finite:
             self.optimizer.step()
-        self.scheduler.step()
+        else:  # clipping would scale every gradient by 0 (or to NaN): skip the update, count it
+            self.optimizer.zero_grad(set_to_none=True)
+            self._acc["nonfinite_steps"] = self._acc.get("nonfinite_steps", 0) + 1
+        with warnings.catch_warnings():  # a skipped first update is intended: keep the schedule
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         self.global_step += 1
         self.epoch_step += 1
         t = _first_tensor(batch)
@@ -348,21 +358,26 @@ class Trainer:
 
     def _end_epoch(self) -> Dict[str, Any]:
         acc, keys = self._acc, sorted(self._acc["metrics"])
-        vec = torch.tensor([acc["n"], acc["loss"], acc["grad_norm"], acc["clip_steps"], acc["skipped"]]
+        vec = torch.tensor([acc["n"], acc["loss"], acc["grad_norm"], acc["clip_steps"], acc["skipped"],
+                            acc.get("nonfinite_steps", 0)]
                            + [acc["metrics"][k] for k in keys], dtype=torch.float64, device=self.device)
         vec = all_reduce_sum(vec).tolist()
         n = max(1.0, vec[0])
         record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
                                   "lr": float(self.scheduler.get_last_lr()[0]), "train_loss": vec[1] / n}
-        record.update({f"train_{k}": v / n for k, v in zip(keys, vec[5:])})
+        record.update({f"train_{k}": v / n for k, v in zip(keys, vec[6:])})
         if vec[3]:
             record["grad_norm"] = vec[2] / vec[3]
         record["skipped_files"] = int(vec[4])
         elapsed = acc.get("time", 0.0)
         record["epoch_time_s"] = round(elapsed, 3)
         record["clips_per_s"] = round(vec[0] / elapsed, 2) if elapsed > 0 else None
+        record["nonfinite_grad_steps"] = int(vec[5])
         if vec[4]:
             self._print(f"{int(vec[4])} files skipped this epoch")
+        if vec[5]:
+            self._print(f"warning: {int(vec[5])} of {self.epoch_step} steps this epoch had a non-finite "
+                        "gradient norm and were skipped (exploding gradients; try a lower lr)")
         epochs = self.cfg.optim.epochs
         last = self.epoch + 1 == epochs
         if self.val_loader is not None and ((self.epoch + 1) % self.cfg.run.eval_every == 0 or last):
