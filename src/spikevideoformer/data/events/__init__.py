@@ -5,29 +5,12 @@ Frames for the model are float32 ``[T, 2, H, W]`` with channel 0 = ON, channel 1
 """
 from .dvs_gesture import DVS128_SENSOR_SIZE, GESTURE_CLASSES, DVSGesture, convert_dvs_gesture, read_gesture_labels
 from .readers import read_aedat31, read_events, write_events
-from .representation import (
-    EVENT_DTYPE,
-    EVENT_FIELDS,
-    OFF_CHANNEL,
-    ON_CHANNEL,
-    adapt_stem_weight,
-    events_to_frames,
-    events_to_voxel_grid,
-    make_events,
-    validate_events,
-)
+from . import representation
+from .representation import *  # noqa: F401,F403  (names listed in representation.__all__)
 from .simulator import frames_from_video_events, video_to_events
 
 __all__ = [
-    "EVENT_DTYPE",
-    "EVENT_FIELDS",
-    "ON_CHANNEL",
-    "OFF_CHANNEL",
-    "make_events",
-    "validate_events",
-    "events_to_frames",
-    "events_to_voxel_grid",
-    "adapt_stem_weight",
+    *representation.__all__,
     "read_events",
     "write_events",
     "read_aedat31",
