@@ -162,12 +162,20 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
                           "threads": threads_per_job or (1 if jobs > 1 else None)})
 
     done: dict[int, AblationRun] = {}
+    trained = [0]
+    t0 = time.perf_counter()
 
     def finish(i: int, run: AblationRun, how: str) -> None:
         done[i] = run
+        eta = ""
+        if how == "in":  # wall time per trained run so far × runs still to train
+            trained[0] += 1
+            left = len(specs) - len(done)
+            if left:
+                eta = f", ~{(time.perf_counter() - t0) / trained[0] * left / 60:.0f} min left"
         log(f"[ablate {len(done)}/{len(specs)}] {run.variant:<36} seed {run.seed}: "
             f"val_acc {run.val_acc:.3f} (mean over epochs {run.mean_val_acc:.3f}) "
-            f"{how} {run.seconds:.0f}s")
+            f"{how} {run.seconds:.0f}s{eta}")
 
     todo = []
     for i, spec in enumerate(specs):
