@@ -8,7 +8,7 @@ from spikevideoformer.cli import main as svf_main
 from spikevideoformer.tasks import ablations
 from spikevideoformer.tasks.ablation_report import write_outputs
 from spikevideoformer.tasks.ablations import (
-    QUICK_VARIANTS, VARIANTS, AblationRun, markdown_table, run_ablations, summarize,
+    QUICK_VARIANTS, VARIANTS, AblationRun, markdown_table, quick_overrides, run_ablations, summarize,
 )
 
 CONFIG = "src/spikevideoformer/configs/ablate.yaml"
@@ -18,6 +18,11 @@ TINY = ["data.train_samples=32", "data.val_samples=16", "data.batch_size=16", "d
 
 def _run(variant, seed, acc, auc=0.5):
     return AblationRun(variant, seed, acc, acc, auc, 3, 1.0, skipped_steps=seed)
+
+
+def test_quick_overrides_scale_the_budget():
+    from spikevideoformer.engine.config import load_config
+    assert quick_overrides(load_config(CONFIG)) == ["optim.epochs=8", "data.val_samples=256"]
 
 
 def test_summary_mean_std_and_outputs(tmp_path):
@@ -30,11 +35,11 @@ def test_summary_mean_std_and_outputs(tmp_path):
     table = markdown_table(rows)
     assert "| a | 2 | 60.0 ± 14.1 | 50.0 | 70.0 | 50.0 ± 14.1 | 1 |" in table
     assert "| b | 1 | 30.0 |" in table  # one seed: no ± nan
-    paths = write_outputs(runs, tmp_path / "new", num_classes=2)
+    paths = write_outputs(runs, tmp_path / "new", chance=0.5)
     assert paths["png"].stat().st_size > 1000 and paths["markdown"].read_text() == table + "\n"
     assert paths["runs"].read_text().count("\n") == 4
     with pytest.raises(ValueError, match="at least one run"):
-        write_outputs([], tmp_path, num_classes=2)
+        write_outputs([], tmp_path)
 
 
 def test_paper_variants_present_and_bad_arguments_rejected(tmp_path):
@@ -56,10 +61,11 @@ def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypat
                            log=lambda _: None)
     assert [(r.variant, r.seed) for r in serial] == [(v, s) for v in names for s in (0, 1)]
     for r in serial:
-        assert 0 <= r.val_acc <= 1 and r.epochs == 2 and 0 <= r.mean_val_acc <= 1
+        assert 0 <= r.final <= 1 and r.epochs == 2 and 0 <= r.mean_over_epochs <= 1
+        assert r.metric == "val_acc"
         saved = json.loads((tmp_path / "s" / ablations._slug(r.variant) / f"seed{r.seed}"
                             / "ablation_run.json").read_text())
-        assert saved["run"]["val_acc"] == r.val_acc
+        assert saved["run"]["final"] == r.final
     # the same study again: read back, nothing retrained
     monkeypatch.setattr(ablations, "_train_one", lambda spec: pytest.fail("retrained"))
     assert run_ablations(CONFIG, tmp_path / "s", seeds=(0, 1), variants=names, overrides=TINY,
@@ -72,8 +78,8 @@ def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypat
     # two worker processes (1 thread each) reproduce the serial results exactly
     parallel = run_ablations(CONFIG, tmp_path / "p", seeds=(0, 1), variants=names,
                              overrides=TINY, jobs=2, log=lambda _: None)
-    assert [(r.variant, r.seed, r.val_acc, r.mean_val_acc) for r in parallel] == \
-        [(r.variant, r.seed, r.val_acc, r.mean_val_acc) for r in serial]
+    assert [(r.variant, r.seed, r.final, r.mean_over_epochs) for r in parallel] == \
+        [(r.variant, r.seed, r.final, r.mean_over_epochs) for r in serial]
 
 
 def test_image_pretrained_variant_pretrains_then_finetunes(tmp_path):
@@ -89,3 +95,13 @@ def test_cli_rejects_bad_seeds_and_variants(tmp_path, capsys):
         svf_main(["ablate", "--seeds", "a,b", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="unknown variant"):
         svf_main(["ablate", "--variants", "cosine", "--out", str(tmp_path)])
+
+
+def test_segmentation_config_ablates_miou(tmp_path):
+    seg = "src/spikevideoformer/configs/seg_demo.yaml"
+    (run,) = run_ablations(seg, tmp_path, seeds=(0,), variants=["dot/joint"], log=lambda _: None,
+                           overrides=["data.train_samples=8", "data.val_samples=4", "data.batch_size=4",
+                                      "data.num_frames=2", "data.size=32", "optim.epochs=1"])
+    assert run.metric == "val_miou" and 0 <= run.final <= 1 and run.epochs == 1
+    rows = summarize([run])
+    assert "final val_miou %" in markdown_table(rows)

@@ -11,22 +11,25 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="ablate",
-                   help="base config, shipped name or YAML path (default: ablate)")
+                   help="base config, shipped name or YAML path (default: ablate); a "
+                        "segmentation or pose config (e.g. seg_demo) ablates that task")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--variants", help="comma-separated subset of variant names "
                                       "(default: all; with --quick: the 3 headline variants)")
     p.add_argument("--quick", action="store_true",
-                   help="3 headline variants (full, dot, spatial) on 8 of 12 epochs (≤ 10 min on 2 cores)")
+                   help="3 headline variants (full, dot, spatial), 2/3 of the epochs, half the val set "
+                        "(ablate config: ≤ 10 min on 2 cores)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs trained at once in worker processes, 1 torch thread each "
                         "(default: number of CPU cores, at most 4)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished")
-    p.add_argument("--out", default=None, help="output dir (default runs/ablate or "
-                                                "runs/ablate_quick)")
+    p.add_argument("--out", default=None, help="output dir (default runs/ablate[_quick]; "
+                                                "runs/ablate-<config>[_quick] for other configs)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value",
                    help="applied to every variant (equal budget), e.g. optim.epochs=4")
 
@@ -43,8 +46,9 @@ def _parse_seeds(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..tasks.ablation_report import write_outputs
-    from ..tasks.ablations import (QUICK_OVERRIDES, QUICK_VARIANTS, VARIANTS, markdown_table,
+    from ..tasks.ablations import (QUICK_VARIANTS, VARIANTS, markdown_table, quick_overrides,
                                    run_ablations, summarize)
+    from ..engine.config import load_config
     from .train import resolve_config
     seeds = _parse_seeds(args.seeds)
     if args.variants:
@@ -57,15 +61,17 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
     if jobs < 1:
         raise SystemExit(f"svf ablate: --jobs must be >= 1, got {jobs}")
-    out = args.out or ("runs/ablate_quick" if args.quick else "runs/ablate")
-    overrides = (QUICK_OVERRIDES if args.quick else []) + list(args.overrides)
     base = resolve_config(args.config)
+    stem = "ablate" if args.config == "ablate" else f"ablate-{Path(args.config).stem}"
+    out = args.out or f"runs/{stem}{'_quick' if args.quick else ''}"
+    overrides = (quick_overrides(load_config(base)) if args.quick else []) + list(args.overrides)
     print(f"[ablate] {len(variants)} variants × {len(seeds)} seeds, {jobs} job(s) -> {out}")
     t0 = time.perf_counter()
     runs = run_ablations(base, out, seeds, variants, overrides, jobs=jobs, reuse=not args.fresh)
-    from ..engine.config import load_config
-    num_classes = load_config(base, overrides).model.num_classes
-    paths = write_outputs(runs, out, num_classes)
+    cfg = load_config(base, overrides)
+    chance = 1 / cfg.model.num_classes if cfg.run.task == "classification" else None
+    paths = write_outputs(runs, out, chance, title=f"{cfg.model.name} on {cfg.data.dataset}, "
+                                                   f"equal budget")
     print("\n" + markdown_table(summarize(runs)))
     print(f"\n{len(runs)} runs in {(time.perf_counter() - t0) / 60:.1f} min wall; wrote "
           f"{paths['runs']}, {paths['summary']}, {paths['markdown']}, {paths['png']}")

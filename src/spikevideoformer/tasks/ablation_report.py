@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import save_figure, write_text
-from .ablations import AblationRun, markdown_table, summarize
+from .ablations import AblationRun, markdown_table, metric_display, summarize
 
 __all__ = ["write_outputs"]
 
@@ -21,12 +21,12 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(runs: list[AblationRun], out_dir: str | Path, num_classes: int,
-                  title: str = "svf_tiny on MovingDigits, equal budget") -> dict[str, Path]:
+def write_outputs(runs: list[AblationRun], out_dir: str | Path, chance: float | None = None,
+                  title: str = "svf_tiny, equal budget") -> dict[str, Path]:
     """Write ``runs.csv``, ``summary.csv``, ``summary.md`` and ``ablations.png`` atomically.
 
-    The chart shows, per variant, the final and the mean-over-epochs val accuracy (mean ± std
-    over seeds, each seed as a dot) against chance = 1 / ``num_classes``.
+    The chart shows, per variant, the final and the mean-over-epochs main metric (mean ± std
+    over seeds, each seed as a dot), with a dotted line at ``chance`` when given.
     """
     if not runs:
         raise ValueError("write_outputs needs at least one run")
@@ -41,22 +41,24 @@ def write_outputs(runs: list[AblationRun], out_dir: str | Path, num_classes: int
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.2))
     w = 0.38
-    for k, (key, label, color) in enumerate((("", "final val acc", "tab:blue"),
-                                             ("auc_", "mean val acc over epochs", "tab:orange"))):
+    ylabel, scale = metric_display(runs[0].metric)
+    for k, (key, label, color) in enumerate((("", "final", "tab:blue"),
+                                             ("auc_", "mean over epochs", "tab:orange"))):
         xs = [i + (k - 0.5) * w for i in range(len(rows))]
-        ax.bar(xs, [100 * r[f"{key}mean"] for r in rows], w, label=label, color=color, alpha=0.8,
-               yerr=[0 if math.isnan(r[f"{key}std"]) else 100 * r[f"{key}std"] for r in rows],
-               capsize=3)
-        attr = "mean_val_acc" if key else "val_acc"
+        ax.bar(xs, [scale * r[f"{key}mean"] for r in rows], w, label=label, color=color,
+               alpha=0.8, capsize=3,
+               yerr=[0 if math.isnan(r[f"{key}std"]) else scale * r[f"{key}std"] for r in rows])
+        attr = "mean_over_epochs" if key else "final"
         for x, r in zip(xs, rows):
-            ys = [100 * getattr(run, attr) for run in runs if run.variant == r["variant"]]
+            ys = [scale * getattr(run, attr) for run in runs if run.variant == r["variant"]]
             ax.plot([x] * len(ys), ys, "k.", ms=3)
     ax.set_xticks(list(range(len(rows))), [r["variant"] for r in rows], rotation=25, ha="right",
                   fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.axhline(100 / num_classes, color="grey", ls=":", lw=1,
-               label=f"chance ({num_classes} classes)")
+    ax.set_ylabel(ylabel)
+    if scale == 100.0:
+        ax.set_ylim(0, 105)
+    if chance is not None:
+        ax.axhline(scale * chance, color="grey", ls=":", lw=1, label="chance")
     ax.legend(fontsize=8, loc="lower left")
     seeds = sorted({r.seed for r in runs})
     ax.set_title(f"{title}; mean ± std over seeds {seeds}", fontsize=9)

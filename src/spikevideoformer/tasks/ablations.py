@@ -31,8 +31,8 @@ from ..engine.config import TrainConfig, load_config, to_dict
 from ..engine.logger import read_jsonl
 from .classification.runner import fit_classifier, train_classification
 
-__all__ = ["VARIANTS", "QUICK_VARIANTS", "QUICK_OVERRIDES", "AblationRun", "run_ablations",
-           "summarize", "markdown_table"]
+__all__ = ["VARIANTS", "QUICK_VARIANTS", "quick_overrides", "AblationRun", "run_ablations",
+           "summarize", "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
 VARIANTS: dict[str, list[str]] = {
@@ -49,22 +49,46 @@ VARIANTS: dict[str, list[str]] = {
 PRETRAINED = "image-pretrained init"
 
 # ``--quick``: the paper's two headline comparisons (Hamming vs dot, joint vs spatial) on two
-# thirds of the budget (8 of 12 epochs, 504 steps) and half the validation set. The
-# no-temporal-state control is left out: it is frame-order blind, so at chance by construction.
+# thirds of the epochs and half the validation set (ablate config: 8 of 12 epochs, 504 steps).
+# The no-temporal-state control is left out: it is frame-order blind, at chance by construction.
 QUICK_VARIANTS = [FULL, "dot/joint", "hamming/spatial (neuron-only time)"]
-QUICK_OVERRIDES = ["optim.epochs=8", "data.val_samples=256"]
+
+
+def quick_overrides(cfg: TrainConfig) -> list[str]:
+    """Budget overrides of ``--quick`` for a base config."""
+    out = [f"optim.epochs={max(1, round(cfg.optim.epochs * 2 / 3))}"]
+    if cfg.data.val_samples:
+        out.append(f"data.val_samples={max(1, cfg.data.val_samples // 2)}")
+    return out
 
 
 @dataclass
 class AblationRun:
     variant: str
     seed: int
-    val_acc: float       # after the last epoch
-    best_val_acc: float
-    mean_val_acc: float  # mean over epochs: area under the learning curve
+    final: float             # the task's main metric after the last epoch (e.g. val_acc)
+    best: float
+    mean_over_epochs: float  # area under the validation curve: how early a variant learns
     epochs: int
     seconds: float
-    skipped_steps: int = 0  # updates skipped for a non-finite gradient norm
+    skipped_steps: int = 0   # updates skipped for a non-finite gradient norm
+    metric: str = "val_acc"
+
+# field names of ablation_run.json files written before the metric became task-generic
+_OLD_FIELDS = {"val_acc": "final", "best_val_acc": "best", "mean_val_acc": "mean_over_epochs"}
+
+
+def _trainer_for(task: str) -> Callable[..., dict[str, Any]]:
+    """``train_*(cfg, progress=...)`` of a task (imported lazily: tasks import heavy modules)."""
+    if task == "classification":
+        return train_classification
+    if task == "segmentation":
+        from .segmentation.runner import train_segmentation
+        return train_segmentation
+    if task == "pose":
+        from .pose.runner import train_pose
+        return train_pose
+    raise ValueError(f"svf ablate supports run.task classification, segmentation or pose, got {task!r}")
 
 
 def _slug(name: str) -> str:
@@ -74,7 +98,9 @@ def _slug(name: str) -> str:
 def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
     """T = 1 digit-identity pre-training with the same model; returns its best checkpoint."""
     pre = load_config(cfg, [f"run.out_dir={out}", "model.num_classes=10", "data.num_frames=1",
-                            f"optim.epochs={max(1, cfg.optim.epochs // 2)}"])
+                            f"optim.epochs={max(1, cfg.optim.epochs // 2)}",
+                            f"data.batch_size={max(32, cfg.data.batch_size)}",
+                            "run.task=classification", "model.init=null"])
     n_train = cfg.data.train_samples or 2048
     kw = dict(size=cfg.data.size, seed=cfg.run.seed)
     train = DigitFrames("train", num_samples=n_train * cfg.data.num_frames, **kw)
@@ -83,11 +109,11 @@ def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
     return out / "best"
 
 
-def _last_run_records(metrics_jsonl: Path) -> list[dict[str, Any]]:
-    """Per-epoch records (with ``val_acc``) of the most recent run logged in ``metrics.jsonl``
+def _last_run_records(metrics_jsonl: Path, metric: str) -> list[dict[str, Any]]:
+    """Per-epoch records (with ``metric``) of the most recent run logged in ``metrics.jsonl``
     (the log is append-only, so an earlier run in the same directory is cut off at its last
     epoch 1)."""
-    records = [r for r in read_jsonl(metrics_jsonl) if "val_acc" in r]
+    records = [r for r in read_jsonl(metrics_jsonl) if metric in r]
     starts = [i for i, r in enumerate(records) if r.get("epoch") == 1]
     return records[starts[-1] if starts else 0:]
 
@@ -102,13 +128,13 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     if spec["variant"] == PRETRAINED:
         cfg = load_config(cfg, [f"model.init={_pretrain(cfg, out / 'pretrain', spec['progress'])}"])
-    res = train_classification(cfg, progress=spec["progress"])
-    records = _last_run_records(out / "metrics.jsonl")
-    run = AblationRun(spec["variant"], spec["seed"], float(res["val_acc"]),
-                      float(res["best_metric"]),
-                      statistics.fmean(float(r["val_acc"]) for r in records), len(records),
+    res = _trainer_for(cfg.run.task)(cfg, progress=spec["progress"])
+    metric = res["main_metric"]
+    records = _last_run_records(out / "metrics.jsonl", metric)
+    run = AblationRun(spec["variant"], spec["seed"], float(res[metric]), float(res["best_metric"]),
+                      statistics.fmean(float(r[metric]) for r in records), len(records),
                       time.perf_counter() - t0,
-                      sum(int(r.get("nonfinite_grad_steps", 0)) for r in records))
+                      sum(int(r.get("nonfinite_grad_steps", 0)) for r in records), metric)
     write_json(out / "ablation_run.json", {"spec": _identity(spec), "run": asdict(run)})
     return asdict(run)
 
@@ -125,7 +151,7 @@ def _reusable(spec: dict[str, Any]) -> AblationRun | None:
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved["spec"] == json.loads(json.dumps(_identity(spec))):
-            return AblationRun(**saved["run"])
+            return AblationRun(**{_OLD_FIELDS.get(k, k): v for k, v in saved["run"].items()})
     except (ValueError, KeyError, TypeError):
         pass
     return None
@@ -174,7 +200,7 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
             if left:
                 eta = f", ~{(time.perf_counter() - t0) / trained[0] * left / 60:.0f} min left"
         log(f"[ablate {len(done)}/{len(specs)}] {run.variant:<36} seed {run.seed}: "
-            f"val_acc {run.val_acc:.3f} (mean over epochs {run.mean_val_acc:.3f}) "
+            f"{run.metric} {run.final:.3f} (mean over epochs {run.mean_over_epochs:.3f}) "
             f"{how} {run.seconds:.0f}s{eta}")
 
     todo = []
@@ -200,32 +226,38 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
+def metric_display(metric: str) -> tuple[str, float]:
+    """Column label and multiplier for a main metric: fractions as %, pose errors in mm."""
+    return (f"{metric} (mm)", 1.0) if "mpjpe" in metric else (f"{metric} %", 100.0)
+
+
 def summarize(runs: list[AblationRun]) -> list[dict[str, Any]]:
-    """Per variant (order of first appearance): mean ± sample std of the final val accuracy
-    and of the mean-over-epochs val accuracy, plus min/max of the final accuracy."""
+    """Per variant (order of first appearance): mean ± sample std of the final metric and of
+    its mean over epochs, min/max of the final metric, skipped steps and minutes trained."""
     rows = []
     for name in dict.fromkeys(r.variant for r in runs):
         sel = [r for r in runs if r.variant == name]
-        accs = [r.val_acc for r in sel]
-        mean, std = _mean_std(accs)
-        auc_mean, auc_std = _mean_std([r.mean_val_acc for r in sel])
-        rows.append({"variant": name, "n": len(accs), "mean": mean, "std": std,
-                     "min": min(accs), "max": max(accs), "auc_mean": auc_mean, "auc_std": auc_std,
-                     "skipped_steps": sum(r.skipped_steps for r in sel),
+        finals = [r.final for r in sel]
+        mean, std = _mean_std(finals)
+        auc_mean, auc_std = _mean_std([r.mean_over_epochs for r in sel])
+        rows.append({"variant": name, "metric": sel[0].metric, "n": len(finals), "mean": mean,
+                     "std": std, "min": min(finals), "max": max(finals), "auc_mean": auc_mean,
+                     "auc_std": auc_std, "skipped_steps": sum(r.skipped_steps for r in sel),
                      "minutes": sum(r.seconds for r in sel) / 60})
     return rows
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if not math.isnan(std) else f"{100 * mean:.1f}"
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | seeds | final val acc % (mean ± std) | min | max "
-             "| mean val acc over epochs % | skipped steps |",
+    label, k = metric_display(rows[0]["metric"]) if rows else ("val_acc %", 100.0)
+
+    def pm(mean: float, std: float) -> str:
+        return f"{k * mean:.1f}" + ("" if math.isnan(std) else f" ± {k * std:.1f}")
+
+    lines = [f"| variant | seeds | final {label} (mean ± std) | min | max "
+             f"| mean over epochs | skipped steps |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['n']} | {_pm(r['mean'], r['std'])} "
-                     f"| {100 * r['min']:.1f} | {100 * r['max']:.1f} "
-                     f"| {_pm(r['auc_mean'], r['auc_std'])} | {r['skipped_steps']} |")
+        lines.append(f"| {r['variant']} | {r['n']} | {pm(r['mean'], r['std'])} "
+                     f"| {k * r['min']:.1f} | {k * r['max']:.1f} "
+                     f"| {pm(r['auc_mean'], r['auc_std'])} | {r['skipped_steps']} |")
     return "\n".join(lines)
