@@ -14,7 +14,7 @@ from torch import nn
 
 from spikevideoformer.engine import (CheckpointError, WarmupCosineSchedule, load_checkpoint,
                                      load_model_weights, save_checkpoint)
-from spikevideoformer.engine.trainer import build_optimizer
+from spikevideoformer.engine import build_optimizer
 from spikevideoformer.engine.config import load_config
 
 FILES = {"model.safetensors", "train_state.safetensors", "meta.json"}

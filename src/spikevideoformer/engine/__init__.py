@@ -18,8 +18,9 @@ from .distributed import (DistInfo, all_gather_objects, all_reduce_mean, all_red
                           init_distributed, resolve_device, restore_rng_state, seed_everything,
                           set_loader_epoch, unwrap_model, wrap_model)
 from .logger import MetricLogger, plot_curves, read_jsonl
-from .schedule import WarmupCosineSchedule, lr_factor, steps_from_epochs
-from .trainer import Task, Trainer, build_optimizer
+from .schedule import WarmupCosineSchedule, build_optimizer, lr_factor, steps_from_epochs
+from .task import Task
+from .trainer import Trainer
 
 __all__ = [
     "CheckpointError", "LoadReport", "capture_rng_state", "load_checkpoint", "load_model_weights",

@@ -1,4 +1,5 @@
-"""Per-optimizer-step learning-rate schedule: linear warmup followed by cosine decay.
+"""The optimizer (AdamW, :func:`build_optimizer`) and its per-step learning-rate schedule:
+linear warmup followed by cosine decay.
 
 The learning rate used by optimizer step ``s`` (0-based) is ``base_lr * lr_factor(s)``::
 
@@ -17,7 +18,7 @@ from typing import Any, Dict, List
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["WarmupCosineSchedule", "lr_factor", "steps_from_epochs"]
+__all__ = ["WarmupCosineSchedule", "build_optimizer", "lr_factor", "steps_from_epochs"]
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> float:
@@ -98,3 +99,17 @@ class WarmupCosineSchedule(LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
+    """AdamW over trainable parameters; no weight decay on biases, norm weights and other 1-D
+    parameters, nor on names listed by ``model.no_weight_decay()`` (timm convention)."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name in skip or name.split(".")[-1] in skip else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas))

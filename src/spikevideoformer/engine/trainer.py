@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, Union, runtime_checkable
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import torch
 from torch.utils.data import IterableDataset
@@ -34,50 +34,10 @@ from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier,
                           init_distributed, restore_rng_state, seed_everything, set_loader_epoch,
                           unwrap_model, wrap_model)
 from .logger import MetricLogger, plot_curves
-from .schedule import WarmupCosineSchedule, steps_from_epochs
+from .schedule import WarmupCosineSchedule, build_optimizer, steps_from_epochs
+from .task import Task
 
-__all__ = ["Task", "Trainer", "seed_everything", "build_optimizer"]
-
-
-@runtime_checkable
-class Task(Protocol):
-    """What the Trainer needs from a task (classification, pose, segmentation, ...).
-
-    Attributes:
-        main_metric: key of the metric that selects ``best/`` (e.g. ``"val_acc"``); looked
-            up in the epoch record, where evaluation metrics carry a ``val_`` prefix.
-        higher_is_better: direction of ``main_metric`` (read with default ``True``).
-    """
-
-    main_metric: str
-    higher_is_better: bool
-
-    def forward(self, model: torch.nn.Module, batch: Any) -> Any:
-        """Move ``batch`` to the model's device and return ``model(...)``'s output."""
-
-    def loss(self, output: Any, batch: Any) -> Tuple[torch.Tensor, Dict[str, float]]:
-        """``(scalar loss to minimise, {"acc": 0.5, ...})``; metrics are per-batch means."""
-
-    def evaluate(self, model: torch.nn.Module, loader: Any) -> Dict[str, float]:
-        """Full validation pass (model already in eval mode under ``torch.no_grad``).
-
-        Keys get a ``val_`` prefix if missing.  Under DDP each rank evaluates its shard and the
-        values are averaged, weighted by ``"num_samples"`` when the dict provides it.
-        """
-
-
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
-    """AdamW over trainable parameters; no weight decay on biases, norm weights and other 1-D
-    parameters, nor on names listed by ``model.no_weight_decay()`` (timm convention)."""
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name in skip or name.split(".")[-1] in skip else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=tuple(cfg.betas))
+__all__ = ["Trainer", "seed_everything"]
 
 
 def _first_tensor(obj: Any) -> Optional[torch.Tensor]:

@@ -1,8 +1,9 @@
-"""Small-scale reproduction of the paper's ablations (SPEC §4) on the embedded temporal task.
+"""Small-scale reproduction of the paper's ablations (SPEC §4), several seeds, mean ± std.
 
-Every variant trains ``svf_tiny`` on MovingDigits with the same budget (clips × epochs) for
-several seeds; the study reports mean ± std of the final validation accuracy and of the mean
-validation accuracy over all epochs (area under the learning curve: how early a variant learns).
+Every variant trains the base config's model (default: ``svf_tiny`` on MovingDigits, config
+``ablate``; a segmentation or pose config ablates that task) with the same budget for several
+seeds; the study reports mean ± std of the task's main metric after the last epoch and of its
+mean over all epochs (area under the validation curve: how early a variant learns).
 Variants: attention (Hamming vs dot), space-time design (joint / spatial / factorized /
 hierarchical), "no temporal state" (spatial attention, membranes reset every frame), attention
 scale (1/(2C) vs 1/8 vs 1/sqrt(d)), and initialisation from a short T = 1 image pre-training on
