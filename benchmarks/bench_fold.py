@@ -12,7 +12,6 @@ switched off unless ``--tf32``, since its rounding differs between the two graph
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 
@@ -20,6 +19,7 @@ import torch
 
 from spikevideoformer import create_model
 from spikevideoformer.analysis import calibrate_bn
+from spikevideoformer.atomic import write_csv
 from spikevideoformer.deploy import InferenceLIF, fold
 from spikevideoformer.layers import LIF
 
@@ -103,10 +103,7 @@ def main() -> None:
         print(f"{r['model']:<10} {r['input']:<16} {r['unfolded_ms']:>12.1f} {r['folded_ms']:>10.1f} "
               f"{r['ratio']:>16.3f} {r['max_dlogit']:>12.2e} {r['spike_agreement']:>12.6f}")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 from pathlib import Path
 
 from spikevideoformer.analysis.binary_jl import jl_experiment
+from spikevideoformer.atomic import save_figure, write_csv
 
 
 def main() -> None:
@@ -22,13 +21,7 @@ def main() -> None:
     res = jl_experiment(dim=args.dim, trials=args.trials, seed=args.seed)
     rows = res.rows()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".binary_jl.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out / "binary_jl.csv")
+    write_csv(out / "binary_jl.csv", rows)
     head = list(rows[0])
     print(" ".join(f"{h:>14}" for h in head))
     for r in rows:
@@ -51,8 +44,7 @@ def main() -> None:
     b.set_ylabel("P(|error| ≤ δ)")
     b.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / ".binary_jl.png.tmp.png", dpi=110)
-    os.replace(out / ".binary_jl.png.tmp.png", out / "binary_jl.png")
+    save_figure(fig, out / "binary_jl.png", dpi=110)
     print(f"wrote {out / 'binary_jl.csv'} and {out / 'binary_jl.png'}")
 
 

@@ -10,15 +10,13 @@ norm of the gradient of each stage's parameters, the median over seeds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import statistics
 from pathlib import Path
 
 import torch
 
 from spikevideoformer.analysis.grad_scale import STAGES, stage_grad_norms
-from spikevideoformer.atomic import write_text
+from spikevideoformer.atomic import write_csv
 from spikevideoformer.engine import seed_everything
 from spikevideoformer.engine.config import load_config
 from spikevideoformer.tasks.ablations import PRETRAINED, VARIANTS
@@ -60,11 +58,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['variant']} | " + " | ".join(f"{r[s]:.3g}" for s in STAGES) + " |")
     if args.out:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        print(f"\nwrote {write_text(Path(args.out) / 'grad_scale.csv', buf.getvalue())}")
+        print(f"\nwrote {write_csv(Path(args.out) / 'grad_scale.csv', rows)}")
 
 
 if __name__ == "__main__":

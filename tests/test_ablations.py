@@ -105,3 +105,11 @@ def test_segmentation_config_ablates_miou(tmp_path):
     assert run.metric == "val_miou" and 0 <= run.final <= 1 and run.epochs == 1
     rows = summarize([run])
     assert "final val_miou %" in markdown_table(rows)
+
+
+def test_write_csv_union_header_float_format_atomic(tmp_path):
+    from spikevideoformer.atomic import write_csv
+    path = write_csv(tmp_path / "sub" / "t.csv", [{"a": 1, "b": 0.123456789}, {"c": "x", "a": 2}],
+                     float_format=".3g")
+    assert path.read_text().splitlines() == ["a,b,c", "1,0.123,", "2,,x"]
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.csv"]  # no temp file left

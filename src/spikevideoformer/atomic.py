@@ -5,14 +5,16 @@ intact (STYLE: nothing a user wrote is lost).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
-__all__ = ["atomic_path", "write_text", "write_json", "save_figure"]
+__all__ = ["atomic_path", "write_text", "write_json", "write_csv", "save_figure"]
 
 
 @contextmanager
@@ -58,3 +60,18 @@ def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Pat
     with atomic_path(path) as tmp:
         fig.savefig(tmp, **savefig_kwargs)
     return Path(path)
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
+              float_format: str | None = None) -> Path:
+    """Write dict rows as CSV atomically; the header is the union of keys in first-seen order
+    (missing cells empty). ``float_format`` (e.g. ``".6g"``) formats float cells."""
+    rows = list(rows)
+    keys: list[str] = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (format(v, float_format) if float_format and isinstance(v, float) else v)
+                    for k, v in r.items()})
+    return write_text(path, buf.getvalue())

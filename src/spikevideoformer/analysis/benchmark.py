@@ -22,7 +22,6 @@ That profiled run doubles as the warm-up; timed runs are never profiled.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -35,6 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..atomic import write_csv as atomic_write_csv
 from ..layers.neuron import LIF, LIFParams, compact_spike_storage, get_lif_backend, \
     lif_backend_for, lif_multistep, set_lif_backend
 
@@ -531,18 +531,9 @@ def summarize(results: dict) -> list[dict]:
 
 # --------------------------------------------------------------------------- output
 def write_csv(rows: list[dict], path: str) -> None:
-    if not rows:
-        return
-    keys: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    """Benchmark rows as CSV (floats to 6 significant digits), written atomically; no rows, no file."""
+    if rows:
+        atomic_write_csv(path, rows, float_format=".6g")
 
 
 def _fmt(v, nd: int = 1) -> str:
@@ -756,10 +747,8 @@ def run_benchmarks(cfg: BenchConfig, out_dir: str | None = None,
         os.makedirs(out_dir, exist_ok=True)
         for sec in ("lif", "train", "scaling", "summary"):
             write_csv(results.get(sec, []), os.path.join(out_dir, f"bench_{sec}.csv"))
-        with open(os.path.join(out_dir, "bench_machine.csv"), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["key", "value"])
-            for k, v in {**results["machine"], "wall_s": f"{results['wall_s']:.1f}"}.items():
-                w.writerow([k, v])
+        machine = {**results["machine"], "wall_s": f"{results['wall_s']:.1f}"}
+        atomic_write_csv(os.path.join(out_dir, "bench_machine.csv"),
+                         [{"key": k, "value": v} for k, v in machine.items()])
         plot(results, os.path.join(out_dir, "bench.png"))
     return results

@@ -1,24 +1,14 @@
 """Files written by ``svf ablate``: per-run and summary CSV, a Markdown table, a bar chart."""
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import asdict
 from pathlib import Path
 
-from ..atomic import save_figure, write_text
+from ..atomic import save_figure, write_csv, write_text
 from .ablations import AblationRun, markdown_table, metric_display, summarize
 
 __all__ = ["write_outputs"]
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def write_outputs(runs: list[AblationRun], out_dir: str | Path, chance: float | None = None,
@@ -32,8 +22,8 @@ def write_outputs(runs: list[AblationRun], out_dir: str | Path, chance: float | 
         raise ValueError("write_outputs needs at least one run")
     out = Path(out_dir)
     rows = summarize(runs)
-    paths = {"runs": write_text(out / "runs.csv", _csv([asdict(r) for r in runs])),
-             "summary": write_text(out / "summary.csv", _csv(rows)),
+    paths = {"runs": write_csv(out / "runs.csv", [asdict(r) for r in runs]),
+             "summary": write_csv(out / "summary.csv", rows),
              "markdown": write_text(out / "summary.md", markdown_table(rows) + "\n")}
 
     import matplotlib
