@@ -318,25 +318,25 @@ class Trainer:
 
     def _end_epoch(self) -> Dict[str, Any]:
         acc, keys = self._acc, sorted(self._acc["metrics"])
-        vec = torch.tensor([acc["n"], acc["loss"], acc["grad_norm"], acc["clip_steps"], acc["skipped"],
-                            acc.get("nonfinite_steps", 0)]
+        vec = torch.tensor([acc["n"], acc["loss"], acc["grad_norm"], acc["clip_steps"], acc["skipped"]]
                            + [acc["metrics"][k] for k in keys], dtype=torch.float64, device=self.device)
         vec = all_reduce_sum(vec).tolist()
         n = max(1.0, vec[0])
         record: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
                                   "lr": float(self.scheduler.get_last_lr()[0]), "train_loss": vec[1] / n}
-        record.update({f"train_{k}": v / n for k, v in zip(keys, vec[6:])})
+        record.update({f"train_{k}": v / n for k, v in zip(keys, vec[5:])})
         if vec[3]:
             record["grad_norm"] = vec[2] / vec[3]
         record["skipped_files"] = int(vec[4])
         elapsed = acc.get("time", 0.0)
         record["epoch_time_s"] = round(elapsed, 3)
         record["clips_per_s"] = round(vec[0] / elapsed, 2) if elapsed > 0 else None
-        record["nonfinite_grad_steps"] = int(vec[5])
+        # gradients are all-reduced before clipping, so every rank skips the same steps
+        nonfinite = record["nonfinite_grad_steps"] = int(acc.get("nonfinite_steps", 0))
         if vec[4]:
             self._print(f"{int(vec[4])} files skipped this epoch")
-        if vec[5]:
-            self._print(f"warning: {int(vec[5])} of {self.epoch_step} steps this epoch had a non-finite "
+        if nonfinite:
+            self._print(f"warning: {nonfinite} of {self.epoch_step} steps this epoch had a non-finite "
                         "gradient norm and were skipped (exploding gradients; try a lower lr)")
         epochs = self.cfg.optim.epochs
         last = self.epoch + 1 == epochs
