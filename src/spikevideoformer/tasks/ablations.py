@@ -189,17 +189,18 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
                           "threads": threads_per_job or (1 if jobs > 1 else None)})
 
     done: dict[int, AblationRun] = {}
-    trained = [0]
+    trained = 0
     t0 = time.perf_counter()
 
     def finish(i: int, run: AblationRun, how: str) -> None:
+        nonlocal trained
         done[i] = run
         eta = ""
         if how == "in":  # wall time per trained run so far × runs still to train
-            trained[0] += 1
+            trained += 1
             left = len(specs) - len(done)
             if left:
-                eta = f", ~{(time.perf_counter() - t0) / trained[0] * left / 60:.0f} min left"
+                eta = f", ~{(time.perf_counter() - t0) / trained * left / 60:.0f} min left"
         log(f"[ablate {len(done)}/{len(specs)}] {run.variant:<36} seed {run.seed}: "
             f"{run.metric} {run.final:.3f} (mean over epochs {run.mean_over_epochs:.3f}) "
             f"{how} {run.seconds:.0f}s{eta}")
