@@ -6,7 +6,7 @@ import pytest
 
 from spikevideoformer.cli import main as svf_main
 from spikevideoformer.tasks import ablations
-from spikevideoformer.tasks.ablation_report import write_outputs
+from spikevideoformer.tasks.ablation_report import read_runs, write_outputs
 from spikevideoformer.tasks.ablations import (
     QUICK_VARIANTS, VARIANTS, AblationRun, markdown_table, quick_overrides, run_ablations, summarize,
 )
@@ -38,6 +38,9 @@ def test_summary_mean_std_and_outputs(tmp_path):
     paths = write_outputs(runs, tmp_path / "new", chance=0.5)
     assert paths["png"].stat().st_size > 1000 and paths["markdown"].read_text() == table + "\n"
     assert paths["runs"].read_text().count("\n") == 4
+    assert read_runs(paths["runs"]) == runs  # round trip, types included
+    with pytest.raises(ValueError, match="not an ablation runs.csv"):
+        read_runs(paths["summary"])
     with pytest.raises(ValueError, match="at least one run"):
         write_outputs([], tmp_path)
 
@@ -113,3 +116,14 @@ def test_write_csv_union_header_float_format_atomic(tmp_path):
                      float_format=".3g")
     assert path.read_text().splitlines() == ["a,b,c", "1,0.123,", "2,,x"]
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.csv"]  # no temp file left
+
+
+@pytest.mark.slow
+def test_quick_study_reproduces_the_readme_orderings(tmp_path):
+    """README / docs/ablations.md `--quick` claims (about 8 min on 2 cores): dot does not train,
+    spatial-only reaches 100 % on every seed, and beats the full model on average."""
+    assert svf_main(["ablate", "--quick", "--jobs", "2", "--out", str(tmp_path)]) == 0
+    rows = {r["variant"]: r for r in summarize(read_runs(tmp_path / "runs.csv"))}
+    assert rows["dot/joint"]["max"] < 0.6 and rows["dot/joint"]["skipped_steps"] > 0
+    assert rows["hamming/spatial (neuron-only time)"]["min"] == 1.0
+    assert rows["hamming/spatial (neuron-only time)"]["mean"] > rows["hamming/joint (full)"]["mean"]

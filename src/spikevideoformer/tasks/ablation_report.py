@@ -1,14 +1,15 @@
 """Files written by ``svf ablate``: per-run and summary CSV, a Markdown table, a bar chart."""
 from __future__ import annotations
 
+import csv
 import math
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..atomic import save_figure, write_csv, write_text
 from .ablations import AblationRun, markdown_table, metric_display, summarize
 
-__all__ = ["write_outputs"]
+__all__ = ["write_outputs", "read_runs"]
 
 
 def write_outputs(runs: list[AblationRun], out_dir: str | Path, chance: float | None = None,
@@ -56,3 +57,15 @@ def write_outputs(runs: list[AblationRun], out_dir: str | Path, chance: float | 
     paths["png"] = save_figure(fig, out / "ablations.png", dpi=110)
     plt.close(fig)
     return paths
+
+
+def read_runs(path: str | Path) -> list[AblationRun]:
+    """Read a ``runs.csv`` written by :func:`write_outputs` back into :class:`AblationRun` s."""
+    types = {f.name: {"int": int, "float": float}.get(str(f.type), str) for f in fields(AblationRun)}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    missing = [k for k in types if rows and k not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: not an ablation runs.csv (missing columns {missing})")
+    return [AblationRun(**{k: types[k](v) for k, v in row.items() if k in types}) for row in rows]
+
