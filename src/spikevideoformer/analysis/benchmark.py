@@ -595,35 +595,23 @@ def format_report(results: dict, markdown: bool = False) -> str:
                      f"median of {r0['reps']})")
         lo, hi = (8, 32) if {8, 32} <= set(frames) else (frames[0], frames[-1])
         head = ["design"] + [f"T={t}" for t in frames] + [f"T{hi}/T{lo}"]
-        rows = []
-        for k in names:
-            rr = [by.get((k, t)) for t in frames]
-            ratio = (_ratio(by[(k, hi)]["time_ms"], by[(k, lo)]["time_ms"])
-                     if (k, hi) in by else None)
-            rows.append([DESIGN_TITLES.get(k, k)]
-                        + [_fmt(r["time_ms"], 0) if r else "-" for r in rr]
-                        + [_fmt(ratio, 2)])
-        table(head, rows)
-        if all(r.get("cpu_ms") is not None for r in sc):
-            lines.append("Process CPU time per forward (ms) vs T (robust to other load)")
+
+        def vs_t(key: str) -> list:
+            """One row per design: ``key`` at each T, then the T{hi}/T{lo} ratio."""
             rows = []
             for k in names:
-                rr = [by.get((k, t)) for t in frames]
-                ratio = (_ratio(by[(k, hi)]["cpu_ms"], by[(k, lo)]["cpu_ms"])
-                         if (k, hi) in by else None)
-                rows.append([DESIGN_TITLES.get(k, k)] + [_fmt(r["cpu_ms"], 0) if r else "-"
-                                                         for r in rr] + [_fmt(ratio, 2)])
-            table(head, rows)
+                ratio = _ratio(by[(k, hi)][key], by[(k, lo)][key]) if (k, hi) in by else None
+                rows.append([DESIGN_TITLES.get(k, k)]
+                            + [_fmt(by[(k, t)][key], 0) if (k, t) in by else "-" for t in frames]
+                            + [_fmt(ratio, 2)])
+            return rows
+
+        table(head, vs_t("time_ms"))
+        if all(r.get("cpu_ms") is not None for r in sc):
+            lines.append("Process CPU time per forward (ms) vs T (robust to other load)")
+            table(head, vs_t("cpu_ms"))
         lines.append("Inference peak memory (MB) vs T")
-        rows = []
-        for k in names:
-            rr = [by.get((k, t)) for t in frames]
-            ratio = (_ratio(by[(k, hi)]["peak_mb"], by[(k, lo)]["peak_mb"])
-                     if (k, hi) in by else None)
-            rows.append([DESIGN_TITLES.get(k, k)]
-                        + [_fmt(r["peak_mb"], 0) if r else "-" for r in rr]
-                        + [_fmt(ratio, 2)])
-        table(head, rows)
+        table(head, vs_t("peak_mb"))
         lines.append("Inference throughput (clips/s) vs T")
         table(head[:-1], [[DESIGN_TITLES.get(k, k)] + [_fmt(by[(k, t)]["clips_per_s"], 2)
                                                        if (k, t) in by else "-" for t in frames]
