@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     stem = "ablate" if args.config == "ablate" else f"ablate-{Path(args.config).stem}"
     out = args.out or f"runs/{stem}{'_quick' if args.quick else ''}"
     overrides = (quick_overrides(load_config(base)) if args.quick else []) + list(args.overrides)
+    cfg = load_config(base, overrides)
     print(f"[ablate] {len(variants)} variants × {len(seeds)} seeds, {jobs} job(s) -> {out}")
     t0 = time.perf_counter()
-    runs = run_ablations(base, out, seeds, variants, overrides, jobs=jobs, reuse=not args.fresh)
-    cfg = load_config(base, overrides)
+    runs = run_ablations(cfg, out, seeds, variants, jobs=jobs, reuse=not args.fresh)
     chance = 1 / cfg.model.num_classes if cfg.run.task == "classification" else None
     paths = write_outputs(runs, out, chance, title=f"{cfg.model.name} on {cfg.data.dataset}, "
                                                    f"equal budget")
