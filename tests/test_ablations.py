@@ -1,6 +1,9 @@
 """Ablation study: summaries, outputs, variant validation, serial/parallel runs and reuse."""
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,9 +81,19 @@ def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypat
         run_ablations(CONFIG, tmp_path / "s", seeds=(0,), variants=names[:1],
                       overrides=TINY + ["optim.lr=0.002"], log=lambda _: None)
     monkeypatch.undo()
-    # two worker processes (1 thread each) reproduce the serial results exactly
-    parallel = run_ablations(CONFIG, tmp_path / "p", seeds=(0, 1), variants=names,
-                             overrides=TINY, jobs=2, log=lambda _: None)
+    # two worker processes (1 thread each) reproduce the serial results exactly. The pool runs
+    # in a child process: a process pool's helper threads must not live in the pytest process,
+    # which later forks DataLoader workers (fork with live threads can deadlock the child).
+    code = ("import json, sys\n"
+            "from spikevideoformer.tasks.ablations import run_ablations\n"
+            "from spikevideoformer.tasks.ablation_report import write_outputs\n"
+            "a = json.loads(sys.argv[1])\n"
+            "write_outputs(run_ablations(a['config'], a['out'], (0, 1), a['names'], a['tiny'],"
+            " jobs=2), a['out'])\n")
+    args = {"config": CONFIG, "out": str(tmp_path / "p"), "names": names, "tiny": TINY}
+    subprocess.run([sys.executable, "-c", code, json.dumps(args)], check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    parallel = read_runs(tmp_path / "p" / "runs.csv")
     assert [(r.variant, r.seed, r.final, r.mean_over_epochs) for r in parallel] == \
         [(r.variant, r.seed, r.final, r.mean_over_epochs) for r in serial]
 
