@@ -111,6 +111,11 @@ def test_cli_rejects_bad_seeds_and_variants(tmp_path, capsys):
         svf_main(["ablate", "--seeds", "a,b", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="unknown variant"):
         svf_main(["ablate", "--variants", "cosine", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown variant"):
+        svf_main(["ablate", "--variants", "dot/joint,cosine", "--out", str(tmp_path)])
+    from spikevideoformer.cli.ablate import _parse_variants
+    assert _parse_variants("dot/joint, spatial, no temporal state,scale 1/8", VARIANTS) == \
+        ["dot/joint", "spatial, no temporal state", "scale 1/8"]
 
 
 def test_segmentation_config_ablates_miou(tmp_path):

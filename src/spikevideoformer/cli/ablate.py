@@ -44,6 +44,21 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _parse_variants(text: str, known) -> list[str]:
+    """Comma-separated variant names; a name that itself contains a comma (e.g. "spatial, no
+    temporal state") is recognised by joining pieces until they form a known name."""
+    out, piece = [], ""
+    for part in text.split(","):
+        piece = f"{piece},{part}" if piece else part
+        if piece.strip() in known:
+            out.append(piece.strip())
+            piece = ""
+    if piece.strip() or not out:
+        bad = piece.strip() or text
+        raise SystemExit(f"svf ablate: unknown variant(s) {bad!r}; choose from {list(known)}")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..tasks.ablation_report import write_outputs
     from ..tasks.ablations import (QUICK_VARIANTS, VARIANTS, markdown_table, quick_overrides,
@@ -52,12 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from .train import resolve_config
     seeds = _parse_seeds(args.seeds)
     if args.variants:
-        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        variants = _parse_variants(args.variants, VARIANTS)
     else:
         variants = QUICK_VARIANTS if args.quick else list(VARIANTS)
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"svf ablate: unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     jobs = args.jobs if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
     if jobs < 1:
         raise SystemExit(f"svf ablate: --jobs must be >= 1, got {jobs}")
