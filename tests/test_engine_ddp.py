@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import warnings
+import weakref
 
 import torch
 import torch.multiprocessing as mp
@@ -20,8 +21,8 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from spikevideoformer.engine import (Trainer, build_dataloader, cleanup, init_distributed, load_config,
-                                     read_jsonl, wrap_model)
+from spikevideoformer.engine import (Trainer, build_dataloader, cleanup, distributed_run, init_distributed,
+                                     load_config, read_jsonl, wrap_model)
 
 WORLD, GLOBAL_BATCH, EPOCHS, STOP_AT = 2, 8, 2, 3
 
@@ -69,12 +70,16 @@ def trainer(out_dir, batch, info=None):
     return Trainer(model(), Task(), c, tl, vl, progress=False)
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _env(rank: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    _env(rank, port)
     info = init_distributed("cpu", timeout_s=60)
     assert info.world_size == WORLD and info.rank == rank and info.device.type == "cpu"
     try:
@@ -84,6 +89,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         second = trainer(out_dir, GLOBAL_BATCH // WORLD, info)
         second.resume(os.path.join(out_dir, "last"))
         second.fit()
+        del second  # DDP models go before the process group (see engine.cleanup)
         bn = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4))
         with warnings.catch_warnings(record=True) as caught:  # collective: every rank wraps
             warnings.simplefilter("always")
@@ -99,8 +105,33 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                       "still_bn": isinstance(wrapped.module[1], nn.BatchNorm1d)}
             with open(os.path.join(out_dir, "syncbn.json"), "w") as f:
                 json.dump(report, f)
+        del wrapped
     finally:
         cleanup()
+
+
+def _failing_worker(rank: int, port: int, out_dir: str) -> None:
+    """Training that raises inside ``distributed_run``: the DDP model must be freed while the
+    group still exists, and the group must be gone afterwards."""
+    _env(rank, port)
+    seen = {}
+
+    def train_and_fail():
+        t = trainer(out_dir, GLOBAL_BATCH // WORLD)
+        weakref.finalize(t.model, lambda: seen.setdefault("group_alive_at_ddp_free",
+                                                           torch.distributed.is_initialized()))
+        assert isinstance(t.model, nn.parallel.DistributedDataParallel)
+        t.fit(stop_at_step=1)
+        raise ValueError("bad batch")
+
+    try:
+        with distributed_run("cpu", timeout_s=60):
+            train_and_fail()
+    except ValueError as exc:
+        seen["error"] = str(exc)
+    seen["group_after"] = torch.distributed.is_initialized()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(seen, f)
 
 
 def _free_port() -> int:
@@ -109,11 +140,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _launch(worker, out_dir: str) -> None:
+    # spawn, never fork: the pytest process already runs threads (torch's intra-op pool, the
+    # native LIF pool), and a child forked from it has hung at exit inside gloo's destructor
+    mp.start_processes(worker, args=(_free_port(), out_dir), nprocs=WORLD, join=True,
+                       start_method="spawn")
+
+
 def test_ddp_two_processes_match_single_process(tmp_path):
     ddp_dir = str(tmp_path / "ddp")
-    # fork (children inherit the imported torch: fast) unless CUDA is initialised (then fork is unsafe)
-    method = "spawn" if torch.cuda.is_initialized() or sys.platform != "linux" else "fork"
-    mp.start_processes(_worker, args=(_free_port(), ddp_dir), nprocs=WORLD, join=True, start_method=method)
+    _launch(_worker, ddp_dir)
 
     single = trainer(str(tmp_path / "single"), GLOBAL_BATCH)
     single.fit()
@@ -134,3 +170,14 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         sync = json.load(f)
     assert sync["warned"] and sync["still_bn"]
     assert "GPU" in sync["sync_error"]  # torch's SyncBatchNorm refuses CPU tensors under a process group
+
+
+def test_distributed_run_frees_ddp_and_destroys_group_on_error(tmp_path):
+    out = tmp_path / "fail"
+    out.mkdir()
+    _launch(_failing_worker, str(out))
+    for rank in range(WORLD):
+        seen = json.loads((out / f"rank{rank}.json").read_text())
+        assert seen["error"] == "bad batch"
+        assert seen["group_alive_at_ddp_free"] is True  # freed before destroy_process_group
+        assert seen["group_after"] is False

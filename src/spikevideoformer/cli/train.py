@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..engine.config import TrainConfig, load_config
+from ..engine.distributed import distributed_run
 
 
 def shipped_configs() -> list[str]:
@@ -59,7 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_training(cfg: TrainConfig, progress: bool = True, smpl_model: str | None = None) -> dict:
-    """Dispatch to the task's trainer."""
+    """Run the task's trainer; under torchrun the process group lives exactly as long as this
+    call, also when training raises (:func:`~spikevideoformer.engine.distributed_run`)."""
+    with distributed_run(cfg.run.device):
+        return _dispatch(cfg, progress, smpl_model)
+
+
+def _dispatch(cfg: TrainConfig, progress: bool, smpl_model: str | None) -> dict:
     if cfg.run.task == "classification":
         from ..tasks.classification import train_classification
         return train_classification(cfg, progress=progress)

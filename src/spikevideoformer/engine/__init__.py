@@ -2,20 +2,21 @@
 
 Typical use::
 
-    from spikevideoformer.engine import Trainer, load_config, seed_everything, init_distributed
+    from spikevideoformer.engine import Trainer, load_config, seed_everything, distributed_run
     cfg = load_config("configs/demo.yaml", overrides=["optim.lr=3e-4"])
-    info = init_distributed(cfg.run.device)           # no-op without torchrun
-    seed_everything(cfg.run.seed)                      # reproducible model init
-    trainer = Trainer(model, task, cfg, train_loader, val_loader)
-    metrics = trainer.fit()
+    with distributed_run(cfg.run.device):              # no-op without torchrun
+        seed_everything(cfg.run.seed)                  # reproducible model init
+        trainer = Trainer(model, task, cfg, train_loader, val_loader)
+        metrics = trainer.fit()
+        del trainer                                    # free DDP before the group goes
 """
 from .checkpoint import (CheckpointError, LoadReport, load_checkpoint, load_model_weights,
                          resolve_checkpoint, save_checkpoint)
 from .config import (ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig,
                      load_config, save_config, to_dict)
 from .distributed import (DistInfo, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier,
-                          build_dataloader, build_sampler, capture_rng_state, cleanup, get_dist_info,
-                          init_distributed, resolve_device, restore_rng_state, seed_everything,
+                          build_dataloader, build_sampler, capture_rng_state, cleanup, distributed_run,
+                          get_dist_info, init_distributed, resolve_device, restore_rng_state, seed_everything,
                           set_loader_epoch, unwrap_model, wrap_model)
 from .logger import MetricLogger, plot_curves, read_jsonl
 from .schedule import WarmupCosineSchedule, build_optimizer, lr_factor, steps_from_epochs
@@ -28,7 +29,8 @@ __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig", "TrainConfig",
     "load_config", "save_config", "to_dict",
     "DistInfo", "all_gather_objects", "all_reduce_mean", "all_reduce_sum", "barrier",
-    "build_dataloader", "build_sampler", "cleanup", "get_dist_info", "init_distributed",
+    "build_dataloader", "build_sampler", "cleanup", "distributed_run", "get_dist_info",
+    "init_distributed",
     "resolve_device", "set_loader_epoch", "wrap_model",
     "MetricLogger", "plot_curves", "read_jsonl",
     "WarmupCosineSchedule", "lr_factor", "steps_from_epochs",

@@ -14,12 +14,15 @@ process group is active, so :func:`wrap_model` keeps plain BatchNorm on CPU and 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import os
+import traceback
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
 import torch
@@ -28,7 +31,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from torch.utils.data.distributed import DistributedSampler
 
 __all__ = [
-    "DistInfo", "resolve_device", "init_distributed", "get_dist_info", "cleanup", "barrier",
+    "DistInfo", "resolve_device", "init_distributed", "distributed_run", "get_dist_info", "cleanup",
+    "barrier",
     "all_reduce_mean", "all_reduce_sum", "all_gather_objects", "wrap_model", "build_sampler",
     "build_dataloader", "set_loader_epoch", "seed_everything", "capture_rng_state",
     "restore_rng_state", "unwrap_model",
@@ -103,9 +107,35 @@ def init_distributed(device: str = "auto", backend: Optional[str] = None,
 
 
 def cleanup() -> None:
-    """Destroy the default process group if one is active."""
+    """Destroy the default process group if one is active.
+
+    Free every DistributedDataParallel model first (``del trainer``): a DDP reducer that
+    outlives the group destroys the gloo backend later, from its own destructor, and that
+    join of the backend's threads has been seen to hang at process exit.
+    """
     if _active():
+        gc.collect()  # DDP reducers caught in reference cycles go before the group they use
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_run(device: str = "auto", timeout_s: float = 1800.0) -> Iterator[DistInfo]:
+    """``with distributed_run(device) as info:`` -- :func:`init_distributed` for one job.
+
+    On exit, normal or by an exception, the process group is destroyed if this call created
+    it.  On an exception the finished frames of its traceback are cleared first, so that a
+    trainer (and its DDP model) held by a local variable is freed before the group.
+    """
+    created = not _active()
+    info = init_distributed(device, timeout_s=timeout_s)
+    try:
+        yield info
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)
+        raise
+    finally:
+        if created:
+            cleanup()
 
 
 def barrier() -> None:
