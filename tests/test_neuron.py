@@ -255,3 +255,31 @@ def test_jit_trace_uses_traceable_ops():
     traced = torch.jit.trace(lif, x)
     x2 = torch.randn(4, 2, 6) * 2 + 0.5  # another input: the trace must compute, not replay
     assert torch.equal(traced(x2), lif_reference(x2))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_native_lif_threads_are_joined_before_fork():
+    """A forked child (DataLoader worker) must not inherit the native LIF thread pool."""
+    import os
+    import threading
+
+    from spikevideoformer.layers import _lif_native
+
+    if _lif_native._native_lib() is None:
+        pytest.skip("no C compiler: the native backend is not in use")
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.randn(4, 1 << 17) + 1.0
+        s, _ = _lif_native._native_forward(x, LIFParams(), store_h=False)
+        assert 0.01 < s.mean().item() < 0.99  # the neurons fire
+        assert any(t.name.startswith("svf-lif") for t in threading.enumerate())
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert not any(t.name.startswith("svf-lif") and t.is_alive() for t in threading.enumerate())
+        s2, _ = _lif_native._native_forward(x, LIFParams(), store_h=False)  # pool comes back
+        assert torch.equal(s, s2)
+    finally:
+        torch.set_num_threads(n)

@@ -237,13 +237,20 @@ def build_dataloader(dataset: Dataset, batch_size: int, info: Optional[DistInfo]
 
     Training loaders shuffle and drop the last incomplete batch by default.  Validation
     loaders do not shuffle; under DDP the sampler pads the last shard by repeating a few clips.
+
+    Workers (``num_workers > 0``) are started with the platform default, ``fork`` on Linux.
+    Forking a process that runs threads is safe here because no thread of ours crosses it: the
+    native LIF pool joins its threads before every fork (``layers/_lif_native.py``) and torch
+    limits each worker to one intra-op thread.  A process that has initialised CUDA must not
+    fork: the loader then uses ``spawn`` (the dataset must be picklable).
     """
     info = info or get_dist_info("cpu")
     drop_last = train if drop_last is None else drop_last
     pin_memory = info.device.type == "cuda" if pin_memory is None else pin_memory
+    context = "spawn" if num_workers > 0 and torch.cuda.is_initialized() else None
     return DataLoader(dataset, batch_size=batch_size, sampler=build_sampler(dataset, info, train, seed),
                       num_workers=num_workers, collate_fn=collate_fn, drop_last=drop_last,
-                      pin_memory=pin_memory, persistent_workers=False)
+                      pin_memory=pin_memory, persistent_workers=False, multiprocessing_context=context)
 
 
 def _seed(*parts: int) -> int:

@@ -254,6 +254,19 @@ def _native_lib():
         return lib
 
 
+def _drop_pool_before_fork() -> None:
+    """Join this process's LIF threads before ``fork()`` (DataLoader workers, multiprocessing):
+    a child must not inherit a pool whose threads it does not have.  Idle threads exit at
+    once; the pool is created again on the next parallel call."""
+    pool = _POOL.pop("pool", None)
+    _POOL.pop("pid", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_drop_pool_before_fork)
+
 _MIN_PER_THREAD = 1 << 17  # elements (T * chunk) below which one thread does the work
 
 
@@ -268,7 +281,7 @@ def _run_chunks(fn, args_before, args_after, T: int, N: int) -> None:
     step = -(-step // 16) * 16  # keep chunk starts 64-byte aligned
     ranges = [(a, min(N, a + step)) for a in range(0, N, step)]
     pid = os.getpid()
-    if _POOL.get("pid") != pid:  # (re)create after fork: threads do not survive it
+    if _POOL.get("pid") != pid:  # first use, or a fork (see _drop_pool_before_fork)
         from concurrent.futures import ThreadPoolExecutor
         _POOL["pool"] = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
                                            thread_name_prefix="svf-lif")
