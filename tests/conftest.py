@@ -35,3 +35,12 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
             if m.affine:
                 m.weight.data.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
                 m.bias.data.copy_(torch.randn(c, generator=g) * 0.1 + 0.2)
+
+
+SLOW_TIMEOUT_S = 3600  # the default per-test limit (pyproject: timeout) is for the fast suite
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
