@@ -1,4 +1,4 @@
-"""Analysis: energy / SOP / firing-rate profiling (SPEC §5) and the spike-driven purity check.
+"""Analysis: energy / SOP / firing-rate profiling (docs/design.md §5) and the spike-driven purity check.
 
     from spikevideoformer.analysis import profile, check_spike_driven
     report = profile(model, video)            # report.table(), report.total_energy_mj

@@ -25,7 +25,7 @@ __all__ = ["Tracer", "neuron_unit", "model_spike_max", "spike_counts", "STAGE_OF
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 STEM_NAME = "downsample1_1.encode_conv"
 
-# official module names → stage (SPEC §2 table)
+# official module names → stage (docs/design.md §2.2 table)
 STAGE_OF = {
     "downsample1_1": "stem",
     "ConvBlock1_1": "stage1", "downsample1_2": "stage1", "ConvBlock1_2": "stage1",

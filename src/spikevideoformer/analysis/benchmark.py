@@ -1,4 +1,4 @@
-"""Side-by-side efficiency benchmarks (``svf bench``; SPEC §5).
+"""Side-by-side efficiency benchmarks (``svf bench``; docs/design.md §5.4).
 
 Everything is measured in one process, in one run, with the candidates interleaved
 (warm-up first, then ``reps`` rounds that each run every candidate once; the median is

@@ -1,4 +1,4 @@
-"""Binary Johnson-Lindenstrauss proposition (SPEC §3, the paper's justification of SDHA).
+"""Binary Johnson-Lindenstrauss proposition (docs/design.md §3.5, the paper's justification of SDHA).
 
 If the spike bits of q and k are the signs of D random Gaussian projections of real vectors,
 the normalised Hamming similarity ``1 - Ham/D`` concentrates around ``1 - angle(q, k)/π``:

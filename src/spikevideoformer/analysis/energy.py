@@ -1,4 +1,4 @@
-"""Energy, operation and firing-rate profile of a spiking video model (SPEC §5).
+"""Energy, operation and firing-rate profile of a spiking video model (docs/design.md §5).
 
 Energy model (45 nm CMOS, Horowitz 2014, as used by the paper and Meta-SpikeFormer)::
 
@@ -17,7 +17,7 @@ What is counted (hooks only; the model is not modified):
   input, per ``input_is_spikes``; for any other input, when its values are spike values and
   not all zero), otherwise *real*;
 * the two products of every attention core on ``q, k, v`` captured at their neurons.
-  SDHA/SDSA (linear form, SPEC §3) cost ``n·d²`` per head each:
+  SDHA/SDSA (linear form, docs/design.md §3.2) cost ``n·d²`` per head each:
   ``K^T V`` is driven by the spikes of V — every non-zero entry of V adds (SDSA) or
   adds/subtracts (SDHA, ±1 = 2K-1) one d-vector — so its SOPs are ``rate(V) × MACs``;
   ``Q (K^T V)`` is driven by the spike operand Q: SOPs are ``rate(Q) × MACs`` for SDSA and,
@@ -28,7 +28,7 @@ What is counted (hooks only; the model is not modified):
   (BN and the scale fold into weights and thresholds at inference, see ``deploy.fold``).
 
 By default the profile runs on ``deploy.fold(model)``, the deployed network in which every
-RepConv is one 3×3 convolution fed by spikes and BN is absorbed, so that, as in SPEC §5, the
+RepConv is one 3×3 convolution fed by spikes and BN is absorbed, so that, as in the paper (design §5.2), the
 stem is fed by real values — and so is ``SepConv.pwconv2``, which follows the depth-wise conv
 with no neuron in between (Meta-SpikeFormer layout); it is counted as MACs. ``fold=False``
 profiles the training graph as is: the inner layers of RepConv then see BatchNorm outputs
@@ -55,7 +55,7 @@ from ._trace import STAGES, STEM_NAME, AttentionOperands, Tracer, model_spike_ma
 __all__ = ["E_MAC", "E_AC", "LayerEnergy", "NeuronStats", "StageEnergy", "EnergyReport", "profile",
            "calibrate_bn"]
 
-E_MAC = 4.6e-12  # J per multiply-accumulate, 45 nm (SPEC §5)
+E_MAC = 4.6e-12  # J per multiply-accumulate, 45 nm (docs/design.md §5.1)
 E_AC = 0.9e-12   # J per accumulate (one spike-driven addition), 45 nm
 
 
@@ -421,7 +421,7 @@ def profile(model: nn.Module, video: torch.Tensor, e_mac: float = E_MAC, e_ac: f
             gradients (its train/eval mode is restored).
         video: the input, batch first (``[B, T, C, H, W]`` for a SpikeVideoFormer); energies
             are per clip (divided by B).
-        e_mac, e_ac: joules per MAC / per accumulate (45 nm defaults, SPEC §5).
+        e_mac, e_ac: joules per MAC / per accumulate (45 nm defaults, docs/design.md §5.1).
         input_is_spikes: ``"auto"`` treats the input as spikes when it is binary, or
             non-negative integers with 2 channels (event frames); True/False force it. A
             spike-fed stem costs ACs (a value k counts k additions).

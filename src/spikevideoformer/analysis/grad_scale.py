@@ -19,7 +19,7 @@ _PREFIXES = (("downsample1", 1), ("ConvBlock1", 1), ("downsample2", 2), ("ConvBl
 
 
 def stage_of(name: str) -> str:
-    """Stage of an official parameter name (SPEC §2): ``downsample1_*`` / ``ConvBlock1_*`` are
+    """Stage of an official parameter name (docs/design.md §2.2): ``downsample1_*`` / ``ConvBlock1_*`` are
     stage 1, ..., ``block4.*`` stage 4; anything else (classifier, norms after stage 4) "head"."""
     for prefix, stage in _PREFIXES:
         if name.startswith(prefix):

@@ -1,4 +1,4 @@
-"""Spike-driven purity check (SPEC §2): every weight layer and attention product sees spikes.
+"""Spike-driven purity check (docs/design.md §2.1): every weight layer and attention product sees spikes.
 
 A network is spike-driven when, apart from the stem (``downsample1_1.encode_conv``, direct
 pixel encoding), every convolution, linear layer and attention matrix product takes spikes

@@ -235,7 +235,7 @@ class MovingDigits(Dataset):
 class DigitFrames(Dataset):
     """Single frames (T = 1) of the same digits, labelled by digit identity (10 classes).
 
-    The "image pre-training" set of the ablation study (SPEC §4: backbones start from T = 1
+    The "image pre-training" set of the ablation study (docs/design.md §4: backbones start from T = 1
     image weights): one digit drawn like a MovingDigits mover (same size and colours) at a
     uniformly random position. Returns ``(clip [1, channels, size, size], digit)``.
     """

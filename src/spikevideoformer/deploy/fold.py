@@ -1,4 +1,4 @@
-"""Inference folding: re-parameterise a trained SpikeVideoFormer into its deployed form (SPEC §2-3).
+"""Inference folding: re-parameterise a trained SpikeVideoFormer into its deployed form (docs/design.md §6).
 
 ``fold(model)`` returns an eval-mode deep copy in which
 
@@ -75,7 +75,7 @@ _SPIKE_CONSUMERS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
 # --------------------------------------------------------------------------- the neuron
 def lif_inference(x: torch.Tensor, p: LIFParams, v_th: float | torch.Tensor | None = None,
                   unit: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
-    """Multi-step LIF forward (SPEC §1) as a plain loop over ``x: [T, ...]``, no autograd Function.
+    """Multi-step LIF forward (docs/design.md §1) as a plain loop over ``x: [T, ...]``, no autograd Function.
 
     Same operations, in the same order, as ``layers.neuron.LIFFunction.forward``, so an
     unchanged neuron gives bit-identical spikes. ``v_th`` overrides ``p.v_th`` (a tensor
@@ -117,7 +117,7 @@ def _tracing() -> bool:
 
 
 class InferenceLIF(nn.Module):
-    """Deployed LIF / Integer-LIF on ``[T, B, C, ...]`` (SPEC §1), exportable.
+    """Deployed LIF / Integer-LIF on ``[T, B, C, ...]`` (docs/design.md §1, §6.3), exportable.
 
     Input map (per channel ``c``, buffers shaped ``[C, 1, 1]``): ``x' = sign[c]·x + bias[c]``
     with ``sign ∈ {+1, -1, 0}`` — a sign flip is an addition turned into a subtraction, so the

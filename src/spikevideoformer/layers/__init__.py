@@ -1,6 +1,8 @@
-"""Layers: neurons (LIF, Integer-LIF), attention cores and groupings, RepConv, blocks.
+"""Building blocks of the model: spiking neurons (LIF, Integer-LIF), attention cores and
+token groupings, RepConv, and the backbone's blocks (see docs/design.md §1-§3).
 
-This room imports nothing else of the package.
+It depends only on PyTorch (Triton optionally, for the GPU LIF kernels) and imports no other
+part of ``spikevideoformer``.
 """
 from .attention import (
     GROUPINGS, dot_explicit, dot_linear, from_tokens, hamming_explicit, hamming_linear,

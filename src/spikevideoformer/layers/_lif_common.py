@@ -1,4 +1,4 @@
-"""Shared definitions of the LIF backends: parameters, charge equation, surrogate (SPEC §1)."""
+"""Shared definitions of the LIF backends: parameters, charge equation, surrogate (docs/design.md §1)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ __all__ = ["LIFParams"]
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Hyper-parameters of a multi-step LIF neuron (defaults: SPEC §1 / official code)."""
+    """Hyper-parameters of a multi-step LIF neuron (defaults: official code, docs/design.md §1.3)."""
 
     tau: float = 2.0
     v_th: float | torch.Tensor = 1.0  # a tensor broadcastable to x[t] gives per-channel thresholds
@@ -33,7 +33,7 @@ class LIFParams:
 
 
 def _charge(x: torch.Tensor, v: torch.Tensor, p: LIFParams) -> torch.Tensor:
-    """Membrane charge, SPEC §1 first line (and its ``decay_input=False`` variant)."""
+    """Membrane charge, docs/design.md eq. (1.1) (``decay_input=False``: eq. (1.5))."""
     if p.decay_input:
         if p.v_reset == 0.0:
             return v + (x - v) / p.tau

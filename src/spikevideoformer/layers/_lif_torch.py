@@ -1,4 +1,4 @@
-"""PyTorch backend of the fused LIF: preallocated buffers, any device/dtype (SPEC §1)."""
+"""PyTorch backend of the fused LIF: preallocated buffers, any device/dtype (docs/design.md §1)."""
 from __future__ import annotations
 
 import torch

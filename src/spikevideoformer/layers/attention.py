@@ -1,4 +1,4 @@
-"""Attention cores and space-time token groupings (SPEC §3).
+"""Attention cores and space-time token groupings (docs/design.md §3).
 
 Cores, all on token tensors ``[..., n, d]`` (``n`` tokens, ``d`` channels per head):
 
@@ -71,7 +71,7 @@ def from_tokens(y: torch.Tensor, shape: torch.Size, grouping: str) -> torch.Tens
 def resolve_scale(scale: str | float, channels: int, head_dim: int) -> tuple[str, float]:
     """Turn a scale spec into ``("div", c)`` or ``("mul", c)``.
 
-    ``"1/(2C)"`` divides by ``2·C`` (C = full channel width, SPEC §3; a true division as in the
+    ``"1/(2C)"`` divides by ``2·C`` (C = full channel width, docs/design.md §3.2; a true division as in the
     official code), ``"1/8"`` multiplies by 0.125, ``"1/sqrt(d)"`` by ``head_dim**-0.5``, and a
     number multiplies by itself.
     """
@@ -99,7 +99,7 @@ def apply_scale(x: torch.Tensor, scale: tuple[str, float]) -> torch.Tensor:
 
 
 def hamming_linear(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """SDHA core, unscaled: ``(2Q-1) · ((2K-1)^T · V)`` (SPEC §3), d×d product first."""
+    """SDHA core, unscaled: ``(2Q-1) · ((2K-1)^T · V)`` (docs/design.md eq. (3.5)), d×d product first."""
     kv = (2 * k - 1).transpose(-2, -1) @ v  # [..., d, d]
     return (2 * q - 1) @ kv
 

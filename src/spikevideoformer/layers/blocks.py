@@ -1,4 +1,4 @@
-"""Backbone building blocks (SPEC §2) on ``[T, B, C, H, W]``.
+"""Backbone building blocks (docs/design.md §2) on ``[T, B, C, H, W]``.
 
 Every spiking branch starts with its own neuron (membrane shortcut); only stateless layers
 (conv, BN) fold ``T`` into the batch. Module names follow the official code so that official
@@ -33,7 +33,7 @@ def _per_frame(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class DownSampling(nn.Module):
-    """[LIF →] conv k×k (+bias) → BN. The stem (``first=True``) has no neuron (SPEC §2)."""
+    """[LIF →] conv k×k (+bias) → BN. The stem (``first=True``) has no neuron (docs/design.md §2.2)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int,
                  neuron: NeuronSpec, first: bool = False) -> None:
@@ -69,7 +69,7 @@ class SepConv(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    """CNN block: ``x + SepConv(x)``, then ``x + ChannelConv(x)`` (SPEC §2)."""
+    """CNN block: ``x + SepConv(x)``, then ``x + ChannelConv(x)`` (docs/design.md §2.3)."""
 
     def __init__(self, dim: int, neuron: NeuronSpec, mlp_ratio: int = 4) -> None:
         super().__init__()
@@ -110,7 +110,7 @@ class MLP(nn.Module):
 
 
 class SpikeAttention(nn.Module):
-    """Spike-driven self-attention over a token grouping (SPEC §2-3).
+    """Spike-driven self-attention over a token grouping (docs/design.md §3.1).
 
     ``s = LIF(x)``; ``q, k, v = LIF(BN(RepConv(s)))``; core (``hamming``: SDHA with scale and
     ``attn_bn`` → ``attn_lif`` v_th 1.0; ``dot``: SDSA ×1/8 → ``attn_lif`` v_th 0.5;
@@ -180,7 +180,7 @@ class SpikeAttention(nn.Module):
 
 class TransformerBlock(nn.Module):
     """``x + Attention(x)`` then ``x + MLP(x)``; ``hierarchical`` adds a temporal attention
-    (``tattn``) after the spatial one (SPEC §3)."""
+    (``tattn``) after the spatial one (docs/design.md §3.6)."""
 
     def __init__(self, dim: int, neuron: NeuronSpec, heads: int = 8, mlp_ratio: int = 4,
                  attention: str = "hamming", design: str = "joint",

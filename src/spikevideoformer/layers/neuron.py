@@ -1,4 +1,4 @@
-"""Multi-step LIF and Integer-LIF neurons (SPEC §1).
+"""Multi-step LIF and Integer-LIF neurons (docs/design.md §1).
 
 One video frame is one time step. The membrane state lives only inside one call:
 ``lif_multistep(x)`` starts at ``v = v_reset`` for every clip, so nothing leaks between
@@ -13,7 +13,7 @@ Two implementations share one set of equations:
   input gradient into that same buffer, so one LIF costs ``h`` + spikes in forward and nothing
   more in backward. In inference (no grad needed) ``h`` is not stored at all.
 
-Equations (SPEC §1), ``decay_input=True``::
+Equations (docs/design.md §1, eqs. (1.1)-(1.4)), ``decay_input=True``::
 
     h[t] = v[t-1] + (x[t] - (v[t-1] - v_reset)) / tau
     s[t] = Heaviside(h[t] - v_th)                      # ties fire
@@ -269,7 +269,7 @@ class LIFFunction(torch.autograd.Function):
 
 
 def lif_multistep(x: torch.Tensor, p: LIFParams = LIFParams()) -> torch.Tensor:
-    """Functional multi-step LIF on ``x: [T, ...]`` → spikes of the same shape (SPEC §1)."""
+    """Functional multi-step LIF on ``x: [T, ...]`` → spikes of the same shape (docs/design.md §1)."""
     if x.dim() < 1 or x.shape[0] < 1:
         raise ValueError(f"LIF expects a tensor [T, ...] with T >= 1, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -284,7 +284,7 @@ def lif_multistep(x: torch.Tensor, p: LIFParams = LIFParams()) -> torch.Tensor:
 
 
 class LIF(nn.Module):
-    """Multi-step LIF / Integer-LIF neuron applied to ``[T, ...]`` (time first), SPEC §1.
+    """Multi-step LIF / Integer-LIF neuron applied to ``[T, ...]`` (time first), docs/design.md §1.
 
     ``LIF(tau=2.0, v_th=1.0, v_reset=0.0, soft_reset=False, detach_reset=True, alpha=4.0,
     spike_max=1)``. State is local to one forward call. ``v_th`` is a buffer-free float; the
@@ -321,7 +321,7 @@ class LIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.temporal_state:
-            # ablation "no temporal state": membrane reset at every frame (SPEC §3)
+            # ablation "no temporal state": membrane reset at every frame (docs/design.md §3.6)
             return lif_multistep(x.reshape(1, -1, *x.shape[2:]), self.params).reshape(x.shape)
         return lif_multistep(x, self.params)
 

@@ -1,4 +1,4 @@
-"""RepConv with the padded-BatchNorm trick (SPEC §2, Meta-SpikeFormer).
+"""RepConv with the padded-BatchNorm trick (docs/design.md §2.4, Meta-SpikeFormer).
 
 ``RepConv(Cin, Cout)``: conv1×1 Cin→Cin → BN whose 1-pixel border is filled with the value
 the BN gives to a zero input → depthwise 3×3 (no padding) → conv1×1 Cin→Cout → BN.

@@ -1,4 +1,4 @@
-"""SpikeVideoFormer: the 4-stage Meta-SpikeFormer-style backbone + classification head (SPEC §2, §4).
+"""SpikeVideoFormer: the 4-stage Meta-SpikeFormer-style backbone + classification head (docs/design.md §2).
 
 Public layout is batch first ``[B, T, C, H, W]``; inside the network runs on
 ``[T, B, C, H, W]``. Attribute names equal the official ``metaspikformer.py`` module names, so
@@ -63,11 +63,11 @@ class SpikeVideoFormer(nn.Module):
     """Spike-driven video transformer (Zou et al., ICML 2025).
 
     Args:
-        embed_dim: channel widths ``(c0, c1, c2, c3)`` of the four stages (SPEC §2).
+        embed_dim: channel widths ``(c0, c1, c2, c3)`` of the four stages (docs/design.md §2.6).
         num_classes: classes of the linear head; 0 builds no head (feature extractor).
         in_chans: input channels (3 for RGB, 2 for event frames).
         attention: ``"hamming"`` (SDHA), ``"dot"`` (SDSA) or ``"softmax"`` (ANN counterpart).
-        design: ``"joint"``, ``"spatial"``, ``"factorized"`` or ``"hierarchical"`` (SPEC §3).
+        design: ``"joint"``, ``"spatial"``, ``"factorized"`` or ``"hierarchical"`` (docs/design.md §3.6).
         neuron: :class:`NeuronSpec` (LIF/Integer-LIF, or ReLU for the ANN counterpart).
         heads, mlp_ratio, depths: 8, 4 and (6, 2) transformer blocks in stages 3 and 4.
         scale: attention scale (``"1/(2C)"``, ``"1/8"``, ``"1/sqrt(d)"`` or a float).
@@ -152,7 +152,7 @@ class SpikeVideoFormer(nn.Module):
 
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         """Classification head on time-major ``[T, B, C, H, W]``: spatial mean → LIF →
-        Linear → mean over T (official code, SPEC §4)."""
+        Linear → mean over T (official code; docs/design.md §2.7)."""
         x = self.head_lif(last.flatten(3).mean(3))  # [T, B, C]
         out = self.head(x)
         if hasattr(self, "head_kd"):

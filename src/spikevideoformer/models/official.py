@@ -2,7 +2,7 @@
 
 Our module names equal the official ones, so the mapping is the identity after unwrapping:
 ``{"model": sd}`` / ``{"state_dict": sd}`` / ``{"module": sd}`` wrappers and ``module.``
-prefixes (DataParallel/DDP) are removed. ``att_mode`` maps as (SPEC §3): ``"3D_ham"`` →
+prefixes (DataParallel/DDP) are removed. ``att_mode`` maps as (docs/design.md §3.6): ``"3D_ham"`` →
 hamming+joint, ``"3D_dot"`` → dot+joint, ``"2D"`` → dot+spatial. When ``att_mode`` is not
 given it is inferred: ``attn_bn`` present → ``"3D_ham"``, otherwise ``"3D_dot"`` (a ``"2D"``
 checkpoint has the same keys as ``"3D_dot"``; pass ``att_mode="2D"`` for it).

@@ -1,6 +1,6 @@
 """Model registry: ``create_model(name, **overrides)`` and ``list_models()`` (timm style).
 
-Sizes follow SPEC §2: ``embed_dim = (c0, c1, c2, c3)``, 8 heads, MLP ratio 4.
+Sizes follow docs/design.md §2.6: ``embed_dim = (c0, c1, c2, c3)``, 8 heads, MLP ratio 4.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Small-scale reproduction of the paper's ablations (SPEC §4), several seeds, mean ± std.
+"""Small-scale reproduction of the paper's ablations (docs/design.md §4.4), several seeds, mean ± std.
 
 Every variant trains the base config's model (default: ``svf_tiny`` on MovingDigits, config
 ``ablate``; a segmentation or pose config ablates that task) with the same budget for several

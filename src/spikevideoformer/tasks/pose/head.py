@@ -1,7 +1,7 @@
 """Pose-tracking model: SpikeVideoFormer backbone + spike-driven temporal regression head.
 
 :class:`PoseSpikeVideoFormer` maps a clip ``[B, T, C, H, W]`` to per-frame SMPL parameters and
-3-D joints (SPEC §4, pose head)::
+3-D joints (docs/design.md §4.2)::
 
     stage 2 / 3 / 4 features [T, B, C_i, H_i, W_i]   (strides 8, 16, 16)
       → per stage g×g average pooling (4×4, 2×2, 2×2; additions only; keeps the coarse
@@ -94,7 +94,7 @@ class PoseSpikeVideoFormer(nn.Module):
         num_joints: joints of the body model (24 for SMPL and the built-in skeleton).
         num_betas: shape coefficients (10).
         hidden_dim: width ``D`` of the head; default ``max(256, C4)``.
-        features: ``(stage index 0..3, g)`` pairs (index i = SPEC stage i + 1): which stage outputs feed the
+        features: ``(stage index 0..3, g)`` pairs (index i = stage i + 1, design §2.2): which stage outputs feed the
             head and the g×g grid each is average-pooled to (``g = 1``: global mean). Default
             :data:`DEFAULT_FEATURES`: stage 2 at 4×4, stages 3 and 4 at 2×2.
         temporal_kernel: kernel size of the temporal convolution over T (odd; 1 = none).

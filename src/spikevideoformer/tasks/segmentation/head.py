@@ -1,4 +1,4 @@
-"""Spike-driven decoder head for video semantic segmentation (SPEC §4) and the full model.
+"""Spike-driven decoder head for video semantic segmentation (docs/design.md §4.3) and the full model.
 
 :class:`SpikeSegHead` fuses the four stage outputs of the backbone (strides 4, 8, 16, 16)
 into per-frame class logits at stride 4; :class:`SegSpikeVideoFormer` wraps a backbone and
