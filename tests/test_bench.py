@@ -8,6 +8,7 @@ import csv
 import pytest
 import torch
 
+from helpers import assert_fires, lively_bn
 from spikevideoformer.analysis import benchmark as B
 from spikevideoformer.cli import bench
 
@@ -46,7 +47,7 @@ def test_quick_run_writes_csv_and_png(tmp_path, capsys):
     if B.spikingjelly_available():
         assert "sj" in {r["name"] for r in lif}
         train = {r["name"]: r for r in _rows(out / "bench_train.csv")}
-        assert train["svf"]["outputs_identical"] == "True"
+        assert train["svf"]["outputs_identical"] == "True"  # checked on a firing network
 
 
 def test_without_spikingjelly_rows_are_skipped(tmp_path, capsys, monkeypatch):
@@ -73,12 +74,13 @@ def test_spikingjelly_swap_gives_identical_outputs():
     pytest.importorskip("spikingjelly.activation_based.neuron")
     from spikevideoformer.models import create_model
     from spikevideoformer.layers import LIF
-    m = create_model("svf_tiny", num_classes=5).eval()
+    m = lively_bn(create_model("svf_tiny", num_classes=5)).eval()
     m2 = create_model("svf_tiny", num_classes=5).eval()
     m2.load_state_dict(m.state_dict())
     n = B.swap_to_spikingjelly(m2)
     assert n == sum(isinstance(x, LIF) for x in m.modules()) and n > 0
     video = torch.randn(1, 3, 3, 32, 32)
+    assert_fires(m, lambda: m(video))
     with torch.no_grad():
         assert torch.equal(m(video), m2(video))
         assert torch.equal(m2(video), m2(video))  # no state survives a call

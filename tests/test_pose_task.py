@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_fires, lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.engine import load_config
 from spikevideoformer.tasks.pose import (
@@ -48,8 +49,9 @@ def test_head_shapes_and_rest_pose_init():
 
 
 def test_state_is_per_call_and_batch_independent():
-    model = tiny_model().eval()
+    model = lively_bn(tiny_model()).eval()
     x = torch.rand(3, 4, 3, 32, 32)
+    assert_fires(model, lambda: model(x))
     with torch.no_grad():
         a = model(x)["joints"]
         b = model(x[1:2])["joints"]

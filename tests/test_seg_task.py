@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import spikevideoformer as svf
+from helpers import assert_fires, lively_bn
 from spikevideoformer.engine import load_config
 from spikevideoformer.tasks.segmentation import (SegmentationTask, SegSpikeVideoFormer, SpikeSegHead,
                                                  SyntheticSegVideos, head_parameter_count)
@@ -41,8 +42,9 @@ def test_head_shapes_forward_backward(spike_max):
 @pytest.mark.parametrize("spike_max", [1, 4])
 def test_head_spike_driven_and_batch_independent(spike_max):
     from spikevideoformer.analysis import check_spike_driven
-    model = tiny(3, spike_max=spike_max, decoder_dim=16).eval()
+    model = lively_bn(tiny(3, spike_max=spike_max, decoder_dim=16)).eval()
     video = torch.rand(2, 2, 3, 32, 32)
+    assert_fires(model, lambda: model(video))
     report = check_spike_driven(model, video)
     assert report.ok, str(report)
     with torch.no_grad():  # no state leaks between samples of a batch
