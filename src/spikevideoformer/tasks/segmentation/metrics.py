@@ -1,4 +1,5 @@
-"""Segmentation metrics: confusion-matrix mIoU and VSPW video consistency (mVC_k)."""
+"""Segmentation metrics: confusion-matrix mIoU and video consistency (mVC_k; two definitions,
+see :func:`window_consistency`)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["ConfusionMatrix", "video_consistency", "MeanVideoConsistency"]
+__all__ = ["ConfusionMatrix", "window_consistency", "video_consistency", "MeanVideoConsistency",
+           "VC_DEFINITIONS"]
 
 
 def _as_long(x, name: str) -> torch.Tensor:
@@ -120,15 +122,33 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x[ok].mean()) if bool(ok.any()) else float("nan")
 
 
-def video_consistency(preds, gts, window: int = 8, ignore_index: int = 255) -> float:
-    """VSPW video consistency VC_k of one video (``preds``, ``gts``: ``[T, H, W]``).
+VC_DEFINITIONS = ("vspw", "all_windows")
 
-    For every run of ``window`` consecutive frames, the consistent region is the set
-    of pixels whose ground truth is identical in all frames (and not ``ignore_index``);
-    VC is the fraction of it where the predictions are also identical in all frames.
-    Returns the mean over windows (windows with an empty region are skipped) or NaN
-    when the video has fewer than ``window`` frames or no consistent pixels at all.
+
+def _check_definition(definition: str) -> str:
+    if definition not in VC_DEFINITIONS:
+        raise ValueError(f"definition must be one of {VC_DEFINITIONS}, got {definition!r}")
+    return definition
+
+
+def window_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
+                       definition: str = "all_windows") -> list:
+    """Per-window VC scores of one video (``preds``, ``gts``: ``[T, H, W]``); NaN for a window
+    whose consistent region is empty.
+
+    A window is ``window`` consecutive frames; its *consistent region* is the set of pixels
+    whose ground truth is the same in all of them, and its score is the fraction of that region
+    where the prediction is also the same in all of them (correct or not).
+
+    * ``"all_windows"`` (default; this package's definition so far): every full window,
+      starts ``0 .. T-window``; pixels whose ground truth is ``ignore_index`` are not in the
+      region.
+    * ``"vspw"`` (the VSPW benchmark's reference script ``VC_perclip.py``): windows start at
+      ``0 .. T-window-1`` (``range(T - window)``: the last full window is not used, and a video
+      of ``T <= window`` frames has none); no label is special, so a pixel that is 255 in all
+      frames of the window belongs to the region (``ignore_index`` is unused).
     """
+    _check_definition(definition)
     preds = _as_long(preds, "preds")
     gts = _as_long(gts, "gts")
     if preds.shape != gts.shape or preds.dim() != 3:
@@ -137,47 +157,77 @@ def video_consistency(preds, gts, window: int = 8, ignore_index: int = 255) -> f
     if k < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     t = preds.shape[0]
-    if t < k:
-        return float("nan")
+    starts = range(t - k) if definition == "vspw" else range(t - k + 1)
     scores = []
-    for s in range(t - k + 1):
+    for s in starts:
         g = gts[s : s + k]
         p = preds[s : s + k]
-        region = (g == g[0]).all(0) & (g[0] != ignore_index)
+        region = (g == g[0]).all(0)
+        if definition == "all_windows":
+            region &= g[0] != ignore_index
         n = int(region.sum())
-        if n == 0:
-            continue
-        same = (p == p[0]).all(0) & region
-        scores.append(int(same.sum()) / n)
-    return float(np.mean(scores)) if scores else float("nan")
+        same = int(((p == p[0]).all(0) & region).sum())
+        scores.append(same / n if n else float("nan"))
+    return scores
+
+
+def _nan_free_mean(scores) -> float:
+    ok = [s for s in scores if not math.isnan(s)]
+    return float(np.mean(ok)) if ok else float("nan")
+
+
+def video_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
+                      definition: str = "all_windows") -> float:
+    """Video consistency VC_k of one video (``preds``, ``gts``: ``[T, H, W]``, ``k = window``).
+
+    The mean of :func:`window_consistency` over the video's windows, leaving out windows with an
+    empty consistent region; NaN when the video has no window (``T <= k`` for ``"vspw"``,
+    ``T < k`` for ``"all_windows"``) or no consistent pixel. See :class:`MeanVideoConsistency`
+    for how videos are combined into mVC_k under each ``definition``.
+    """
+    return _nan_free_mean(window_consistency(preds, gts, window, ignore_index, definition=definition))
 
 
 class MeanVideoConsistency:
-    """Accumulates per-video VC_k and reports ``mVC_k`` (mean over videos) for each window."""
+    """Accumulates whole videos and reports ``mVC_k`` for each window length ``k``.
 
-    def __init__(self, windows: Iterable[int] = (8, 16), ignore_index: int = 255):
+    ``definition="all_windows"`` (default) averages each video's VC_k first and reports the
+    mean over videos. ``definition="vspw"`` follows the VSPW reference script ``VC_perclip.py``:
+    the window scores of all videos are pooled and ``mVC_k`` is their mean (NaN windows left
+    out), so a video weighs by its number of windows. Window ranges and ignore handling are
+    those of :func:`window_consistency`. ``scores[k]`` holds the per-video scores
+    (``"all_windows"``) or the pooled window scores (``"vspw"``).
+    """
+
+    def __init__(self, windows: Iterable[int] = (8, 16), ignore_index: int = 255,
+                 definition: str = "all_windows"):
         self.windows = tuple(int(w) for w in windows)
         if not self.windows or min(self.windows) < 1:
             raise ValueError(f"windows must be positive integers, got {windows}")
         self.ignore_index = int(ignore_index)
+        self.definition = _check_definition(definition)
         self.scores: Dict[int, list] = {k: [] for k in self.windows}
 
     def reset(self) -> None:
         self.scores = {k: [] for k in self.windows}
 
     def update(self, preds, gts) -> Dict[int, float]:
-        """Add one whole video (``[T, H, W]`` each); returns its VC per window (NaN = skipped)."""
+        """Add one whole video (``[T, H, W]`` each); returns its VC per window (NaN = no score)."""
         out = {}
         for k in self.windows:
-            v = video_consistency(preds, gts, k, self.ignore_index)
+            ws = window_consistency(preds, gts, k, self.ignore_index, definition=self.definition)
+            v = _nan_free_mean(ws)
             out[k] = v
-            if not math.isnan(v):
+            if self.definition == "vspw":
+                self.scores[k].extend(s for s in ws if not math.isnan(s))
+            elif not math.isnan(v):
                 self.scores[k].append(v)
         return out
 
     def merge(self, other: "MeanVideoConsistency") -> "MeanVideoConsistency":
-        if not isinstance(other, MeanVideoConsistency) or other.windows != self.windows:
-            raise ValueError("can only merge a MeanVideoConsistency with the same windows")
+        if (not isinstance(other, MeanVideoConsistency) or other.windows != self.windows
+                or other.definition != self.definition):
+            raise ValueError("can only merge a MeanVideoConsistency with the same windows and definition")
         for k in self.windows:
             self.scores[k].extend(other.scores[k])
         return self
