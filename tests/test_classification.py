@@ -80,9 +80,20 @@ def test_training_eval_predict_round_trip(tmp_path):
 
 
 def test_event_modality_trains(tmp_path):
+    """Event input reaches a 2-channel (ON/OFF) stem, and the optimizer updates the weights."""
+    from safetensors.torch import load_file
+    from spikevideoformer.tasks.classification.runner import build_classifier
+    from spikevideoformer.engine import seed_everything
     cfg = small_cfg(tmp_path, "data.modality=event", "optim.epochs=1")
     res = train_classification(cfg, progress=False)
-    assert "val_acc" in res
+    assert res["step"] == 4 and res["val_num_samples"] == 16 and res["skipped_files"] == 0
+    assert 0 < res["train_loss"] < 10 and res["grad_norm"] > 0
+    trained = load_file(str(tmp_path / "last" / "model.safetensors"))
+    assert trained["downsample1_1.encode_conv.weight"].shape[1] == 2
+    seed_everything(cfg.run.seed)  # the model the run started from
+    init = build_classifier(cfg).state_dict()
+    moved = [k for k, v in init.items() if v.is_floating_point() and not torch.equal(v, trained[k])]
+    assert "downsample1_1.encode_conv.weight" in moved and "head.weight" in moved
 
 
 def test_cli_reports_bad_key(capsys, tmp_path):

@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from lively_bn import lively_bn
+from helpers import assert_fires, lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.deploy import export_model, fold, load_exported
 
@@ -24,13 +24,14 @@ def test_torch_export_matches(model, tmp_path):
     path = export_model(model, x, tmp_path / "svf.pt2")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["svf.pt2"]
     program = load_exported(path)
+    assert_fires(model, lambda: model(x))
     with torch.no_grad():
         ref, plain = fold(model)(x), model(x)
         out = program(x)
     assert torch.allclose(out, ref, atol=1e-6, rtol=0)
     assert torch.allclose(out, plain, atol=1e-4, rtol=0)
     # the graph is fixed to the example: T is unrolled
-    with pytest.raises(Exception):
+    with pytest.raises(AssertionError, match=r"Guard failed: video\.size\(\)\[1\] == 2"):
         program(torch.randn(1, 3, 3, 32, 32))
 
 
