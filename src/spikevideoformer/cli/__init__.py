@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # name → (module, one-line help); modules are imported only when their command runs
@@ -33,6 +34,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad user input (file, argument, config, environment), not a bug.
+
+    The library converts most of them where they arise (``ConfigError``, ``CheckpointError``,
+    ``VideoDecodeError``); the third-party types are a safety net.  Anything else is a bug and
+    keeps its traceback.
+    """
+    types: tuple = (ValueError, TypeError, OSError, ImportError)
+    # only modules already imported can have raised: look them up, never import here
+    for module, name in (("spikevideoformer.engine.checkpoint", "CheckpointError"),
+                         ("safetensors", "SafetensorError"), ("yaml", "YAMLError"), ("av", "FFmpegError")):
+        exc_type = getattr(sys.modules.get(module), name, None)
+        if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
+            types += (exc_type,)
+    return types
+
+
+def check_device(device: str, flag: str = "--device") -> str:
+    """``device`` if torch knows it and it is available here, else ValueError naming it."""
+    import torch
+
+    if device == "auto":
+        return device
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{flag} {device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {device!r}: CUDA is not available on this machine")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line; torch's long ``weights_only`` explanation cut to its cause."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    m = re.search(r"Weights only load failed\.(.*?)"
+                  r"(?: Check the documentation of torch\.load\b.*?\.html\.?|$)", text)
+    if m:
+        cause = m.group(1)
+        cause = cause[cause.find("WeightsUnpickler error:"):] if "WeightsUnpickler error:" in cause \
+            else cause.rsplit("trusted source.", 1)[-1]
+        cause = f"not a plain tensor state_dict ({cause.strip().rstrip('.')})"
+        text = text[:m.start()] + cause + text[m.end():]
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -42,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f".{COMMANDS[args.command][0]}", __name__)
     try:
         return int(module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
-        # user errors: one clear line, no stack trace
-        print(f"svf {args.command}: error: {e}", file=sys.stderr)
+    except user_errors() as e:  # one clear line, no stack trace
+        print(f"svf {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -56,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in sections if s not in ("lif", "train", "scaling")]
     if bad or not sections:
         raise ValueError(f"--sections must be a subset of lif,train,scaling, got {args.sections!r}")
+    from . import check_device
+    check_device(args.device)
+    for name in ("size", "batch", "train_batch", "train_frames", "train_size", "reps"):
+        val = getattr(args, name)
+        if val is not None and val < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {val}")
     cfg = QUICK() if args.quick else BenchConfig()
     cfg.sections = sections
     cfg.device = args.device

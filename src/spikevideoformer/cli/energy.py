@@ -84,9 +84,15 @@ def _load_model(args: argparse.Namespace):
             print(f"loaded {d}: {cfg.model.name}, attention={cfg.model.attention}, "
                   f"design={cfg.model.design}, spike_max={cfg.model.spike_max}")
             return model, defaults
+        from safetensors import SafetensorError
+
+        from ..engine.checkpoint import CheckpointError
         from ..models import load_official_checkpoint
 
-        model = load_official_checkpoint(str(path))
+        try:
+            model = load_official_checkpoint(str(path))
+        except SafetensorError as e:
+            raise CheckpointError(f"cannot read weights file {path}: {e}") from None
         print(f"loaded {path}: embed_dim={model.embed_dim}, attention={model.attention}, "
               f"design={model.design}")
         return model.eval(), {"in_chans": model.in_chans}
@@ -201,8 +207,14 @@ def _run_growth(args, model, defaults, size: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch < 1:
-        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    from . import check_device
+    for name in ("batch", "frames", "size", "in_chans"):
+        val = getattr(args, name)
+        if val is not None and val < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {val}")
+    if args.num_classes < 0:
+        raise ValueError(f"--num-classes must be >= 0, got {args.num_classes}")
+    check_device(args.device)
     torch.manual_seed(args.seed)
     model, defaults = _load_model(args)
     model.to(args.device)

@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.clips is not None and args.clips < 1:
+        raise ValueError(f"--clips must be >= 1, got {args.clips}")
     from ..tasks.common import load_run_config
     task = load_run_config(args.checkpoint)[1].run.task
     if args.task and args.task != task:

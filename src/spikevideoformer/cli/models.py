@@ -25,6 +25,8 @@ def model_table(num_classes: int = 1000, attention: str = "hamming", design: str
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.num_classes < 0:
+        raise ValueError(f"--num-classes must be >= 0 (0 = no head), got {args.num_classes}")
     rows = model_table(args.num_classes, args.attention, args.design)
     head = f"({args.attention}, {args.design}, num_classes={args.num_classes})"
     if args.markdown:

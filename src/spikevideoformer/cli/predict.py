@@ -11,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.topk < 1:
+        raise ValueError(f"--topk must be >= 1, got {args.topk}")
     from ..tasks.classification import predict_video
     for rank, (name, prob) in enumerate(predict_video(args.video, args.checkpoint, args.topk), 1):
         print(f"{rank}. {name:<24} {100 * prob:6.2f}%")

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..engine.config import TrainConfig, load_config
+from . import check_device
 from ..engine.distributed import distributed_run
 
 
@@ -24,6 +25,8 @@ def resolve_config(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
+    if p.is_dir():
+        raise ValueError(f"config {name_or_path!r} is a directory, not a YAML file")
     shipped = resources.files("spikevideoformer.configs") / f"{name_or_path}.yaml"
     if shipped.is_file():
         return Path(str(shipped))
@@ -44,7 +47,12 @@ def config_from_args(args: argparse.Namespace, extra: list[str] = ()) -> TrainCo
     overrides = list(args.overrides) + list(extra)
     if getattr(args, "out", None):
         overrides.append(f"run.out_dir={args.out}")
-    return load_config(resolve_config(args.config), overrides)
+    cfg = load_config(resolve_config(args.config), overrides)
+    out = Path(cfg.run.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} (run.out_dir) is an existing file")
+    check_device(cfg.run.device, "run.device")
+    return cfg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import uuid
 import warnings
@@ -30,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..data.events.representation import adapt_stem_weight
@@ -223,11 +224,29 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
 
 
 # --------------------------------------------------------------------------- load
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line (library messages, e.g. torch's unpickling errors, span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _read_meta(d: Path) -> Dict[str, Any]:
     try:
-        return json.loads((d / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {d / META_FILE}: {exc}") from exc
+        raise CheckpointError(f"cannot read {d / META_FILE}: {_one_line(exc)}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"corrupt {d / META_FILE}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _read_tensors(f: Path, tensors: bool = True) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """``(tensors, header metadata)`` of a safetensors file; :class:`CheckpointError` if unreadable."""
+    try:
+        with safe_open(str(f), framework="pt") as handle:
+            header = handle.metadata() or {}
+        return (load_file(str(f)) if tensors else {}), header
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"corrupt or unreadable checkpoint file {f}: {_one_line(exc)}") from exc
 
 
 def resolve_checkpoint(path: PathLike) -> Path:
@@ -237,6 +256,9 @@ def resolve_checkpoint(path: PathLike) -> Path:
     leftover (``.<name>.old-*`` / ``.<name>.tmp-*``) is used instead, with a warning.
     """
     d = _checkpoint_dir(path)
+    if d.exists() and not d.is_dir():
+        raise CheckpointError(f"{d} is not a checkpoint folder (expected a directory holding "
+                              f"{META_FILE}, {MODEL_FILE} and {STATE_FILE})")
     if (d / META_FILE).is_file():
         return d
     leftovers = [p for p in d.parent.glob(f".{d.name}.*-*")
@@ -248,6 +270,11 @@ def resolve_checkpoint(path: PathLike) -> Path:
         return best
     if not d.exists():
         raise FileNotFoundError(f"checkpoint not found: {d}")
+    if not (d / MODEL_FILE).exists():
+        runs = [str(d / n) for n in ("best", "last") if (d / n / META_FILE).is_file()]
+        hint = f"; did you mean {' or '.join(runs)}?" if runs else ""
+        raise CheckpointError(f"{d} is not a checkpoint folder: it has neither {META_FILE} "
+                              f"nor {MODEL_FILE}{hint}")
     raise CheckpointError(f"incomplete checkpoint {d}: {META_FILE} is missing (the save was "
                           f"interrupted before it completed)")
 
@@ -288,21 +315,22 @@ def load_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
     meta = _read_meta(d)
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{d}: unsupported checkpoint format {meta.get('format_version')!r}")
+    sizes = meta.get("files") if isinstance(meta.get("files"), dict) else {}
     for name in (MODEL_FILE, STATE_FILE):
         f = d / name
         if not f.is_file():
-            raise CheckpointError(f"incomplete checkpoint {d}: {name} is missing")
-        if meta["files"].get(name) not in (None, f.stat().st_size):
-            raise CheckpointError(f"corrupt checkpoint {d}: {name} has {f.stat().st_size} bytes, "
-                                  f"meta.json expects {meta['files'][name]}")
-        with safe_open(str(f), framework="pt") as handle:
-            header = handle.metadata() or {}
-        if header.get("checkpoint_id") != meta["checkpoint_id"]:
+            raise CheckpointError(f"incomplete checkpoint {d}: {f} is missing")
+        if sizes.get(name) not in (None, f.stat().st_size):
+            raise CheckpointError(f"corrupt checkpoint {d}: {f} has {f.stat().st_size} bytes, "
+                                  f"{META_FILE} expects {sizes[name]} (truncated or modified)")
+        if _read_tensors(f, tensors=False)[1].get("checkpoint_id") != meta.get("checkpoint_id"):
             raise CheckpointError(f"inconsistent checkpoint {d}: {name} belongs to another save")
-    _load_model_state(model, _strip_prefixes(load_file(str(d / MODEL_FILE))), strict, d)
-    state = load_file(str(d / STATE_FILE))
-    with safe_open(str(d / STATE_FILE), framework="pt") as handle:
-        rng_json = json.loads((handle.metadata() or {}).get("rng", "{}"))
+    _load_model_state(model, _strip_prefixes(_read_tensors(d / MODEL_FILE)[0]), strict, d)
+    state, header = _read_tensors(d / STATE_FILE)
+    try:
+        rng_json = json.loads(header.get("rng", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"corrupt checkpoint file {d / STATE_FILE}: bad RNG header ({exc})") from exc
 
     if optimizer is not None:
         opt = meta.get("optimizer")
@@ -379,8 +407,11 @@ def _read_weights(path: Path) -> Dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)  # never a full unpickle
+        return _read_tensors(path)[0]
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)  # never a full unpickle
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot read weights file {path}: {_one_line(exc)}") from exc
     for key in ("state_dict", "model", "model_state", "module"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

@@ -259,6 +259,13 @@ def _validate(cfg: TrainConfig) -> None:
         _check(getattr(r, k) >= 1, f"run.{k}", "must be >= 1", getattr(r, k))
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """One line for a PyYAML error: what went wrong and where (1-based line and column)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else what
+
+
 # --------------------------------------------------------------------------- public API
 def _parse_overrides(overrides: Iterable[str]) -> Dict[str, Dict[str, Any]]:
     out: Dict[str, Dict[str, Any]] = {}
@@ -308,12 +315,18 @@ def load_config(path_or_dict: Union[str, Path, Mapping, TrainConfig, None] = Non
         raw = copy.deepcopy(dict(path_or_dict))
     else:
         path = Path(path_or_dict)
+        if path.is_dir():
+            raise ConfigError(f"config {path} is a directory, not a YAML/JSON file")
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {path} is not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML/JSON: {exc}") from exc
+            raise ConfigError(f"config {path} is not valid YAML/JSON: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, Mapping):
         raise ConfigError(f"top level of the config must be a mapping, got {type(raw).__name__}")
     for section in raw:

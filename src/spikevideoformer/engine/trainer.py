@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
+                         save_checkpoint)
 from .config import TrainConfig, load_config, save_config, to_dict
 from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, capture_rng_state,
                           init_distributed, restore_rng_state, seed_everything, set_loader_epoch,
@@ -168,10 +169,13 @@ class Trainer:
         meta = load_checkpoint(path, self.model, self.optimizer, self.scheduler, strict=True,
                                restore_rng=True, rank=self.dist.rank)
         extra = meta["extra_state"]
-        st = extra["trainer"]
+        st = extra.get("trainer")
+        if not isinstance(st, Mapping):
+            raise CheckpointError(f"cannot resume from {meta['path']}: it holds no trainer state "
+                                  f"(use model.init=PATH to start from its weights)")
         if st["epoch_step"] and (st["steps_per_epoch"] != self.steps_per_epoch
                                  or st["world_size"] != self.dist.world_size):
-            raise RuntimeError(
+            raise CheckpointError(
                 f"cannot resume mid-epoch from {path}: it had {st['steps_per_epoch']} steps/epoch on "
                 f"{st['world_size']} process(es), this run {self.steps_per_epoch} on {self.dist.world_size}")
         self.epoch, self.epoch_step, self.global_step = st["epoch"], st["epoch_step"], st["global_step"]

@@ -1,15 +1,14 @@
 """Shared glue of the tasks: build a backbone from a ModelConfig, load a trained run."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
-from ..engine.config import TrainConfig, load_config
+from ..engine.checkpoint import META_FILE, CheckpointError, _read_meta, load_checkpoint, resolve_checkpoint
+from ..engine.config import ConfigError, TrainConfig, load_config
 from ..atomic import write_json
 from ..models import SpikeVideoFormer, create_model
 
@@ -38,10 +37,13 @@ def _scale(value: str | float | None) -> str | float | None:
 def load_run_config(checkpoint: str | os.PathLike) -> tuple[Path, TrainConfig]:
     """Resolve a checkpoint directory and read the TrainConfig recorded in its meta.json."""
     d = resolve_checkpoint(checkpoint)
-    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    meta = _read_meta(d)
     if not meta.get("config"):
-        raise ValueError(f"checkpoint {d} records no training config in meta.json")
-    return d, load_config(meta["config"])
+        raise CheckpointError(f"checkpoint {d} records no training config in {META_FILE}")
+    try:
+        return d, load_config(meta["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{d / META_FILE}: invalid training config: {exc}") from exc
 
 
 def load_trained(checkpoint: str | os.PathLike, build) -> tuple[torch.nn.Module, TrainConfig, Path]:
