@@ -1,9 +1,14 @@
-"""Official checkpoint import: exact parity with the authors' model outputs (reference case)."""
+"""Official checkpoint import: bit-exact parity with the authors' model outputs (reference case).
+
+The reference logits were produced by the official model file on CPU in float32; ours must be
+identical (``torch.equal``), not merely close. The case fires (every LIF layer has a firing
+rate in (0.01, 0.9)), so equal logits mean equal spike trains through the whole network.
+"""
 import pytest
 import torch
 
 import spikevideoformer as svf
-from conftest import REFERENCE
+from helpers import REFERENCE, assert_fires
 
 CASE = REFERENCE / "official_tiny_3D_ham"
 
@@ -22,17 +27,37 @@ def test_config_inferred(model):
     assert (model.attention, model.design) == ("hamming", "joint")
 
 
-def test_image_parity(model):
-    video = load("input.pt").unsqueeze(1).repeat(1, 4, 1, 1, 1)
+def image_video():
+    """The image input repeated over T = 4 (as the official forward does), ``[B, T, 3, H, W]``."""
+    return load("input.pt").unsqueeze(1).repeat(1, 4, 1, 1, 1)
+
+
+def assert_bit_equal(out, ref):
+    assert out.dtype == ref.dtype and out.shape == ref.shape
+    assert torch.equal(out, ref), f"max |diff| {(out - ref).abs().max().item():.3g} (expected bit-exact)"
+
+
+@pytest.mark.parametrize("name,inp", [("image", image_video), ("video", lambda: load("video_input.pt").transpose(0, 1))])
+def test_reference_case_fires(model, name, inp):
+    x = inp()
+    rates = assert_fires(model, lambda: model(x), min_fraction=0.9)
+    assert len(rates) == 77  # every LIF layer of the tiny model was hooked
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_image_parity(model, threads):
+    torch.set_num_threads(threads)  # conftest's autouse fixture restores the count afterwards
     with torch.no_grad():
-        out = model(video)
-    torch.testing.assert_close(out, load("logits.pt"), rtol=0, atol=1e-4)
+        out = model(image_video())
+    assert_bit_equal(out, load("logits.pt"))
 
 
-def test_video_parity(model):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_video_parity(model, threads):
+    torch.set_num_threads(threads)
     with torch.no_grad():
         out = model(load("video_input.pt").transpose(0, 1))
-    torch.testing.assert_close(out, load("video_logits.pt"), rtol=0, atol=1e-4)
+    assert_bit_equal(out, load("video_logits.pt"))
 
 
 @pytest.mark.parametrize("wrap", ["model", "state_dict", "module_prefix"])
@@ -45,9 +70,8 @@ def test_wrappers(wrap, tmp_path):
     path = tmp_path / "ckpt.pth"
     torch.save(obj, path)
     m = svf.load_official_checkpoint(path).eval()
-    video = load("input.pt").unsqueeze(1).repeat(1, 4, 1, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(m(video), load("logits.pt"), rtol=0, atol=1e-4)
+        assert_bit_equal(m(image_video()), load("logits.pt"))
 
 
 def test_att_mode_selection():
@@ -79,3 +103,16 @@ def test_missing_file_and_pickled_code(tmp_path):
     torch.save({"model": {"x": torch.zeros(1)}, "obj": object()}, bad)
     with pytest.raises(ValueError, match="weights_only"):
         svf.load_official_checkpoint(bad)
+
+
+def test_bit_exact_check_is_stricter_than_the_old_tolerance():
+    """Moving one head bias by 1e-5 moves one logit by about that much: the former
+    ``atol=1e-4`` check accepted it, the bit-exact one does not."""
+    m = svf.load_official_checkpoint(CASE / "state_dict.pt").eval()
+    with torch.no_grad():
+        m.head.bias[0] += 1e-5
+        out = m(image_video())
+    ref = load("logits.pt")
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
+    with pytest.raises(AssertionError, match="bit-exact"):
+        assert_bit_equal(out, ref)
