@@ -246,3 +246,34 @@ def test_flip_augmentation_is_consistent(pose_root):
     j = SimpleSkeleton()(rot6d_to_matrix(tgt["pose_6d"]), tgt["betas"], tgt["transl"])
     assert torch.allclose(j, tgt["joints"], atol=1e-5)
     assert torch.allclose(tgt["transl"][:, 0], -tgt0["transl"][:, 0])
+
+
+def test_truncated_video_sequence_is_skipped(pose_root):
+    import av
+
+    # Matroska keeps its header (duration) at the front, so a cut file still declares 30 frames;
+    # the old per-file counter took the 18 surviving packets as the sequence length.
+    seq = pose_root / "test" / "seq_cut"
+    os.makedirs(seq)
+    full = str(seq / "full.mkv")
+    with av.open(full, "w", format="matroska") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            a = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    data = open(full, "rb").read()
+    (seq / "video.mkv").write_bytes(data[: len(data) * 6 // 10])
+    os.remove(full)
+    ann, _ = _annotations(30, 3)
+    np.savez(seq / "annotations.npz", **ann)
+    with pytest.warns(RuntimeWarning) as rec:
+        ds = PoseSequenceDataset(str(pose_root), "test", num_frames=3, size=16)
+    assert any("seq_cut" in str(w.message) and "truncated file" in str(w.message) for w in rec)
+    reasons = {os.path.basename(d): r for d, r in ds.skipped}
+    assert len(ds.skipped) == 3 and "video.mkv" in reasons["seq_cut"] and "of 30 declared" in reasons["seq_cut"]
+    assert "seq_cut" not in [ds.sequences[k]["name"] for k, _ in ds.windows]

@@ -7,18 +7,30 @@
   file in the destination folder and then ``os.replace``-s it into place.
 * Corrupt, zero-byte, truncated or non-video files raise :class:`VideoDecodeError`
   (a ``ValueError``) naming the file; a missing file raises ``FileNotFoundError``.
+
+Truncation check (see :func:`looks_truncated`): every read demuxes the whole file
+(decoding stops after the last requested frame, demuxing does not, which is cheap)
+and compares what is there with what the container declares -- ``stream.frames``,
+else duration x frame rate for formats whose header states a duration
+(:data:`DECLARING_FORMATS`).  A file more than ``max(2 frames, 5 %)`` short of that
+is truncated, unless its packets' timestamps reach the declared duration (then only
+the header's frame count is wrong and the file is used).  Formats that declare
+nothing (MPEG-PS/TS, raw streams: FFmpeg estimates their duration from the data
+itself) cannot be checked this way.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "read_video", "write_video", "video_info", "default_codec"]
+__all__ = ["DECLARING_FORMATS", "VideoDecodeError", "read_video", "count_frames",
+           "looks_truncated", "write_video", "video_info", "default_codec"]
 
 IndexSpec = Union[None, Sequence[int], Callable[[int], Sequence[int]]]
 
@@ -77,40 +89,140 @@ def _estimate_frames(container) -> int:
     return 0
 
 
-def _count_packets(path: str) -> int:
-    """Count video packets without decoding (cheap; one packet per frame for common codecs)."""
-    av = _av()
-    container = _open_video(path)
-    try:
-        return sum(1 for p in container.demux(video=0) if p.size and p.size > 0)
-    except (av.FFmpegError, OSError, EOFError) as exc:
-        raise VideoDecodeError(path, f"{type(exc).__name__} while reading packets: {exc}") from None
-    finally:
-        container.close()
+#: container formats (FFmpeg demuxer names) whose header states the duration
+DECLARING_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "asf", "flv"})
+#: a file may hold this many frames fewer than declared: max(frames, fraction x declared)
+TRUNCATION_TOLERANCE = (2, 0.05)
 
 
-def _decode_selected(path: str, wanted: Sequence[int]):
-    """Decode frames in order, keep those in ``wanted``; return ({index: HxWx3 array}, frames seen)."""
+def _tolerance(declared: int) -> int:
+    frames, fraction = TRUNCATION_TOLERANCE
+    return max(frames, int(math.ceil(fraction * declared)))
+
+
+def looks_truncated(declared_frames: int, declared_seconds: Optional[float], rate: float,
+                    found_frames: int, end_seconds: Optional[float]) -> bool:
+    """Decide whether a file holds clearly less than its container declares.
+
+    ``declared_frames <= 0`` (nothing declared) is never truncated.  Otherwise a
+    file with ``found_frames >= declared - tol`` (``tol = max(2, ceil(5 % of declared))``)
+    is complete; a shorter one is still complete when ``end_seconds`` (end of its
+    last packet) reaches ``declared_seconds - tol / rate`` -- the data runs to the
+    declared end of the stream and only the header's frame count is wrong.
+    """
+    if declared_frames <= 0:
+        return False
+    tol = _tolerance(declared_frames)
+    if found_frames >= declared_frames - tol:
+        return False
+    if declared_seconds and rate > 0 and end_seconds is not None:
+        return end_seconds < declared_seconds - tol / rate
+    return True
+
+
+class _Declared(NamedTuple):
+    frames: int              # 0: nothing declared
+    seconds: Optional[float]  # declared duration
+    rate: float
+    per_stream: bool          # seconds is the video stream's own duration (else the container's)
+
+
+def _declared(container) -> _Declared:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    rate = float(rate) if rate else 0.0
+    seconds, per_stream = None, False
+    if set(container.format.name.split(",")) & DECLARING_FORMATS:
+        if stream.duration and stream.time_base:
+            seconds, per_stream = float(stream.duration * stream.time_base), True
+        elif container.duration:
+            seconds = container.duration / 1_000_000
+    frames = int(stream.frames or 0)
+    if frames <= 0 and seconds and rate:
+        frames = int(round(seconds * rate))
+    return _Declared(frames, seconds, rate, per_stream)
+
+
+class _Pass(NamedTuple):
+    kept: Dict[int, np.ndarray]
+    decoded: int    # frames decoded
+    complete: bool  # decoding ran to the end of the stream, so ``decoded`` is the true count
+    packets: int    # non-empty video packets in the whole file
+
+
+def _decode_pass(path: str, wanted: Optional[Sequence[int]]) -> _Pass:
+    """One pass over the file: decode up to the last wanted frame (all if ``None``, none if
+    empty), demux the rest, then apply the truncation check (see the module docstring)."""
     av = _av()
-    needed = set(int(i) for i in wanted)
-    last = max(needed) if needed else -1
+    needed = None if wanted is None else set(int(i) for i in wanted)
+    stop = None if needed is None else max(needed, default=-1)
     kept: Dict[int, np.ndarray] = {}
-    seen = 0
+    decoded = packets = 0
+    decoding = stop is None or stop >= 0
+    error = None
+    v_end = all_end = None
     container = _open_video(path)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            if seen in needed:
-                kept[seen] = frame.to_ndarray(format="rgb24")
-            seen += 1
-            if seen > last >= 0:
-                break
-    except (av.FFmpegError, OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise VideoDecodeError(path, f"{type(exc).__name__} after {seen} frames: {exc}") from None
+        declared = _declared(container)
+        vs = container.streams.video[0]
+        vs.thread_type = "AUTO"
+        v_start = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+        c_start = container.start_time / 1_000_000 if container.start_time is not None else 0.0
+        streams = [st for st in container.streams if st.type in ("video", "audio")]
+        try:
+            for packet in container.demux(streams):
+                is_video = packet.stream.index == vs.index
+                if packet.size and packet.pts is not None and packet.time_base:
+                    dur = float((packet.duration or 0) * packet.time_base)
+                    if is_video and dur <= 0 and declared.rate:
+                        dur = 1.0 / declared.rate
+                    end = float(packet.pts * packet.time_base) + dur
+                    all_end = end - c_start if all_end is None else max(all_end, end - c_start)
+                    if is_video:
+                        v_end = end - v_start if v_end is None else max(v_end, end - v_start)
+                if not is_video:
+                    continue
+                packets += bool(packet.size)
+                if not decoding:
+                    continue
+                try:
+                    frames = packet.decode()
+                except (av.FFmpegError, ValueError, RuntimeError) as exc:
+                    error, decoding = f"{type(exc).__name__} after {decoded} frames: {exc}", False
+                    continue
+                for frame in frames:
+                    if needed is None or decoded in needed:
+                        kept[decoded] = frame.to_ndarray(format="rgb24")
+                    decoded += 1
+                    if stop is not None and decoded > stop:
+                        decoding = False
+                        break
+        except (av.FFmpegError, OSError, EOFError) as exc:  # demuxer error
+            error = error or f"{type(exc).__name__} while reading packets: {exc}"
+            decoding = False
     finally:
         container.close()
-    return kept, seen
+    complete = decoding and error is None
+    found = decoded if complete else max(decoded, packets)
+    end = v_end if declared.per_stream else all_end
+    if looks_truncated(declared.frames, declared.seconds, declared.rate, found, end):
+        ends = (f"; data ends at {end:.2f} s of {declared.seconds:.2f} s"
+                if end is not None and declared.seconds else "")
+        raise VideoDecodeError(path, f"truncated file: {'decoded' if complete else 'found'} {found} of "
+                                     f"{declared.frames} declared frames{ends}")
+    if error is not None:
+        raise VideoDecodeError(path, error)
+    return _Pass(kept, decoded, complete, packets)
+
+
+def count_frames(path) -> int:
+    """Number of video packets (= frames for common codecs), counted by demuxing the whole file
+    without decoding; raises :class:`VideoDecodeError` for a truncated or unreadable file."""
+    path = _check_path(path)
+    n = _decode_pass(path, []).packets
+    if n == 0:
+        raise VideoDecodeError(path, "no video frames")
+    return n
 
 
 def _uniform_indices(num_frames: int) -> Callable[[int], List[int]]:
@@ -135,8 +247,10 @@ def read_video(path, num_frames: Optional[int] = None, indices: IndexSpec = None
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        VideoDecodeError: the file is empty, corrupt, truncated, has no video
-            stream, no decodable frame, or fewer frames than an explicit index.
+        VideoDecodeError: the file is empty, corrupt, truncated (holds fewer
+            frames than its container declares, see :func:`looks_truncated`),
+            has no video stream, no decodable frame, or fewer frames than an
+            explicit index.  The whole file is always demuxed for this check.
     """
     path = _check_path(path)
     if num_frames is not None:
@@ -147,48 +261,32 @@ def read_video(path, num_frames: Optional[int] = None, indices: IndexSpec = None
         indices = _uniform_indices(int(num_frames))
 
     if indices is None:  # everything
-        kept, seen = _decode_all(path)
-        order = list(range(seen))
+        res = _decode_pass(path, None)
+        order = list(range(res.decoded))
     elif callable(indices):
         container = _open_video(path)
         estimate = _estimate_frames(container)
         container.close()
         if estimate <= 0:
-            estimate = _count_packets(path)
+            estimate = _decode_pass(path, []).packets
         if estimate <= 0:
             raise VideoDecodeError(path, "no video frames")
         order = _check_indices(path, indices(estimate), estimate)
-        kept, seen = _decode_selected(path, order)
-        if any(i not in kept for i in order):  # count was wrong: redo with the true count
-            if seen == 0:
+        res = _decode_pass(path, order)
+        if res.complete and any(i not in res.kept for i in order):  # count was wrong: redo with the true count
+            if res.decoded == 0:
                 raise VideoDecodeError(path, "no decodable video frames")
-            order = _check_indices(path, indices(seen), seen)
-            kept, seen = _decode_selected(path, order)
+            order = _check_indices(path, indices(res.decoded), res.decoded)
+            res = _decode_pass(path, order)
     else:
         order = _check_indices(path, indices, None)
-        kept, seen = _decode_selected(path, order)
-    if seen == 0:
+        res = _decode_pass(path, order)
+    if res.decoded == 0:
         raise VideoDecodeError(path, "no decodable video frames")
-    missing = [i for i in order if i not in kept]
+    missing = [i for i in order if i not in res.kept]
     if missing:
-        raise VideoDecodeError(path, f"only {seen} decodable frames, frame {missing[0]} requested")
-    return torch.from_numpy(np.stack([kept[i] for i in order]))
-
-
-def _decode_all(path: str):
-    av = _av()
-    kept: Dict[int, np.ndarray] = {}
-    container = _open_video(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            kept[len(kept)] = frame.to_ndarray(format="rgb24")
-    except (av.FFmpegError, OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise VideoDecodeError(path, f"{type(exc).__name__} after {len(kept)} frames: {exc}") from None
-    finally:
-        container.close()
-    return kept, len(kept)
+        raise VideoDecodeError(path, f"only {res.decoded} decodable frames, frame {missing[0]} requested")
+    return torch.from_numpy(np.stack([res.kept[i] for i in order]))
 
 
 def _check_indices(path: str, idx, total: Optional[int]) -> List[int]:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ...data.video_io import count_frames, read_video
 from .rotations import axis_angle_to_matrix, matrix_to_rot6d
 from .skeleton import NUM_JOINTS, mirror_joints, mirror_rotmats
 
@@ -119,34 +120,13 @@ def read_image(path: str) -> np.ndarray:
 
 
 def _video_frame_count(path: str) -> int:
-    import av
-
-    with av.open(path) as c:
-        if not c.streams.video:
-            raise ValueError(f"{path}: no video stream")
-        s = c.streams.video[0]
-        if s.frames and s.frames > 0:
-            return int(s.frames)
-        return sum(1 for p in c.demux(s) if p.size > 0)
+    """Frame count from demuxing the whole file; truncated/corrupt files raise ``VideoDecodeError``."""
+    return count_frames(path)
 
 
 def _read_video(path: str, start: int, count: int) -> np.ndarray:
-    """Decode frames ``[start, start+count)`` as uint8 ``[count, H, W, 3]`` (sequential decode)."""
-    import av
-
-    out = []
-    with av.open(path) as c:
-        s = c.streams.video[0]
-        s.thread_type = "AUTO"
-        for i, frame in enumerate(c.decode(s)):
-            if i < start:
-                continue
-            out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) == count:
-                break
-    if len(out) < count:
-        raise RuntimeError(f"{path}: expected frames {start}..{start + count - 1}, decoded only {len(out)}")
-    return np.stack(out)
+    """Decode frames ``[start, start+count)`` as uint8 ``[count, H, W, 3]`` (see ``read_video``)."""
+    return read_video(path, indices=list(range(start, start + count))).numpy()
 
 
 def resize_clip(clip: torch.Tensor, size: int, mode: str = "pad") -> torch.Tensor:
@@ -193,7 +173,9 @@ class PoseSequenceDataset(Dataset):
         flip_prob: probability of a horizontal flip when ``train``.
 
     Broken sequences (missing/corrupt ``annotations.npz``, missing/corrupt
-    frames, fewer than ``T`` frames) are skipped with a warning and listed in
+    frames, a truncated video -- checked with the same rule as
+    :func:`~spikevideoformer.data.video_io.read_video` -- fewer than ``T``
+    frames) are skipped with a warning and listed in
     ``self.skipped`` as ``(sequence_dir, reason)``; a ``ValueError`` is raised
     when no window remains.
     """
