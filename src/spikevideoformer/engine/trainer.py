@@ -13,6 +13,11 @@ batches of the epoch are skipped -- at the index level with ``num_workers=0`` (n
 loaded), by replaying them through the workers otherwise (so per-worker augmentation RNGs line
 up; this costs loading ``j`` batches).  Exactness needs ``persistent_workers=False`` and the
 same world size, batch size and dataset.
+
+A batch with no readable sample (collate returned ``None``) is a step without forward or update
+(on every rank under DDP), counted in ``empty_batches``; its samples count as ``skipped_files``,
+not in the loss/metric means.  ``global_step`` and the LR schedule advance as for any step: steps
+are loader positions, which keeps resume exact.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import torch
 from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
+from .batches import drawn_batch_size, first_tensor, new_epoch_acc, num_skipped
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
                          save_checkpoint)
 from .config import TrainConfig, load_config, save_config, to_dict
@@ -39,28 +45,6 @@ from .schedule import WarmupCosineSchedule, build_optimizer, steps_from_epochs
 from .task import Task
 
 __all__ = ["Trainer", "seed_everything"]
-
-
-def _first_tensor(obj: Any) -> Optional[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return obj if obj.ndim else None
-    items = obj.values() if isinstance(obj, Mapping) else obj if isinstance(obj, (list, tuple)) else \
-        vars(obj).values() if hasattr(obj, "__dict__") else ()
-    for item in items:
-        t = _first_tensor(item)
-        if t is not None:
-            return t
-    return None
-
-
-def _num_skipped(batch: Any) -> int:
-    value = batch.get("num_skipped", 0) if isinstance(batch, Mapping) else getattr(batch, "num_skipped", 0)
-    return int(value.item() if isinstance(value, torch.Tensor) else value or 0)
-
-
-def _new_acc() -> Dict[str, Any]:
-    return {"n": 0, "loss": 0.0, "metrics": {}, "grad_norm": 0.0, "clip_steps": 0, "skipped": 0,
-            "nonfinite_steps": 0}
 
 
 class Trainer:
@@ -115,8 +99,8 @@ class Trainer:
         self.best_metric: Optional[float] = None
         self.best_epoch: Optional[int] = None
         self.history: List[Dict[str, Any]] = []
-        self._acc = _new_acc()
-        self._resumed = self._warned_order = False
+        self._acc = new_epoch_acc()
+        self._resumed = self._warned_order = self._warned_size = False
 
     # ------------------------------------------------------------------ utilities
     def _print(self, msg: str) -> None:
@@ -180,8 +164,8 @@ class Trainer:
                 f"{st['world_size']} process(es), this run {self.steps_per_epoch} on {self.dist.world_size}")
         self.epoch, self.epoch_step, self.global_step = st["epoch"], st["epoch_step"], st["global_step"]
         self.best_metric, self.best_epoch = st["best_metric"], st["best_epoch"]
-        accs = extra.get("epoch_acc") or [_new_acc()]
-        self._acc = accs[self.dist.rank] if self.dist.rank < len(accs) else _new_acc()
+        accs = extra.get("epoch_acc") or [{}]
+        self._acc = {**new_epoch_acc(), **(accs[self.dist.rank] if self.dist.rank < len(accs) else {})}
         if self.scaler is not None and "scaler" in extra:
             self.scaler.load_state_dict(extra["scaler"])
         self.logger.truncate(after_epoch=self.epoch)
@@ -250,7 +234,7 @@ class Trainer:
         """Run the (rest of the) current epoch; True if it stopped early at ``stop_at_step``."""
         epochs, spe, log_every = self.cfg.optim.epochs, self.steps_per_epoch, self.cfg.run.log_every
         if self.epoch_step == 0:
-            self._acc = _new_acc()
+            self._acc = new_epoch_acc()
         it = self._epoch_iterator()
         self.model.train()
         bar = tqdm(total=spe, initial=self.epoch_step, desc=f"epoch {self.epoch + 1}/{epochs}", leave=False,
@@ -278,7 +262,27 @@ class Trainer:
             warnings.warn(f"train_loader yielded {self.epoch_step} batches, len() promised {spe}")
         return stopped
 
+    def _advance(self) -> None:
+        with warnings.catch_warnings():  # a skipped first update is intended: keep the schedule
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
+        self.global_step += 1
+        self.epoch_step += 1
+
     def _train_step(self, batch: Any) -> None:
+        empty = batch is None  # every sample of the batch was unreadable (see engine.batches)
+        if self.dist.world_size > 1:  # DDP reduces gradients jointly: all ranks skip together
+            empty = bool(all_reduce_sum(torch.tensor([float(empty)], device=self.device)).item())
+        if empty:  # no forward, no update; the schedule and step counters still advance
+            n = drawn_batch_size(self.train_loader, self.epoch_step) if batch is None else 0
+            if n is None and not self._warned_size:
+                self._warned_size = True
+                warnings.warn("an all-bad batch was skipped but train_loader has no batch_size: "
+                              "skipped_files does not count its samples")
+            self._acc["skipped"] += (n or 0) + num_skipped(batch)
+            self._acc["empty_steps"] += 1
+            self._advance()
+            return
         with self._autocast():
             output = self.task.forward(self.model, batch)
             loss, metrics = self.task.loss(output, batch)
@@ -306,19 +310,15 @@ class Trainer:
         else:  # clipping would scale every gradient by 0 (or to NaN): skip the update, count it
             self.optimizer.zero_grad(set_to_none=True)
             self._acc["nonfinite_steps"] = self._acc.get("nonfinite_steps", 0) + 1
-        with warnings.catch_warnings():  # a skipped first update is intended: keep the schedule
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-            self.scheduler.step()
-        self.global_step += 1
-        self.epoch_step += 1
-        t = _first_tensor(batch)
+        self._advance()
+        t = first_tensor(batch)
         n = int(t.shape[0]) if t is not None else int(getattr(self.train_loader, "batch_size", 1) or 1)
         acc = self._acc
         acc["n"] += n
         acc["loss"] += value * n
         for k, v in metrics.items():
             acc["metrics"][k] = acc["metrics"].get(k, 0.0) + float(v) * n
-        acc["skipped"] += _num_skipped(batch)
+        acc["skipped"] += num_skipped(batch)
 
     def _end_epoch(self) -> Dict[str, Any]:
         acc, keys = self._acc, sorted(self._acc["metrics"])
@@ -332,13 +332,15 @@ class Trainer:
         if vec[3]:
             record["grad_norm"] = vec[2] / vec[3]
         record["skipped_files"] = int(vec[4])
+        empty = record["empty_batches"] = int(acc.get("empty_steps", 0))  # equal on every rank
         elapsed = acc.get("time", 0.0)
         record["epoch_time_s"] = round(elapsed, 3)
         record["clips_per_s"] = round(vec[0] / elapsed, 2) if elapsed > 0 else None
         # gradients are all-reduced before clipping, so every rank skips the same steps
         nonfinite = record["nonfinite_grad_steps"] = int(acc.get("nonfinite_steps", 0))
         if vec[4]:
-            self._print(f"{int(vec[4])} files skipped this epoch")
+            self._print(f"{int(vec[4])} files skipped this epoch"
+                        + (f"; {empty} step(s) had no readable clip and made no update" if empty else ""))
         if nonfinite:
             self._print(f"warning: {nonfinite} of {self.epoch_step} steps this epoch had a non-finite "
                         "gradient norm and were skipped (exploding gradients; try a lower lr)")
@@ -348,7 +350,7 @@ class Trainer:
             record.update(self.evaluate())
         self.epoch += 1
         self.epoch_step = 0
-        self._acc = _new_acc()
+        self._acc = new_epoch_acc()
         key = self.task.main_metric
         value = record.get(key, record.get(f"val_{key}"))
         better = getattr(self.task, "higher_is_better", True)

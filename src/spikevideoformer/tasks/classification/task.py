@@ -14,7 +14,7 @@ __all__ = ["ClassificationTask", "unpack_batch"]
 def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(clips, labels)`` from a ``(clips, labels)`` tuple or a ``VideoBatch``."""
     if batch is None:
-        raise ValueError("empty batch")
+        raise ValueError("empty batch (every clip unreadable): skip it, do not train on it")
     clips, labels = batch[0], batch[1]
     return clips, labels
 
@@ -38,15 +38,12 @@ class ClassificationTask:
     def _device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
 
-    def forward(self, model: torch.nn.Module, batch: Any) -> torch.Tensor | None:
-        if batch is None:  # every clip of this batch was unreadable (counted by the data layer)
-            return None
+    def forward(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        # an all-unreadable (None) batch never gets here: the Trainer skips and counts it
         clips, _ = unpack_batch(batch)
         return model(clips.to(self._device(model), non_blocking=True))
 
-    def loss(self, output: torch.Tensor | None, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        if output is None:
-            return torch.zeros((), requires_grad=True), {}
+    def loss(self, output: torch.Tensor, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         labels = unpack_batch(batch)[1].to(output.device)
         loss = F.cross_entropy(output.float(), labels, label_smoothing=self.label_smoothing)
         acc = (output.argmax(1) == labels).float().mean().item()

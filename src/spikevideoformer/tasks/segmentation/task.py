@@ -133,15 +133,12 @@ class SegmentationTask:
     def _device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
 
-    def forward(self, model: torch.nn.Module, batch: Any) -> Optional[torch.Tensor]:
-        if batch is None:
-            return None
+    def forward(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        # an all-unreadable (None) batch never gets here: the Trainer skips and counts it
         clips = unpack_seg_batch(batch)[0]
         return model(clips.to(self._device(model), non_blocking=True))
 
-    def loss(self, output: Optional[torch.Tensor], batch: Any) -> Tuple[torch.Tensor, Dict[str, float]]:
-        if output is None:
-            return torch.zeros((), requires_grad=True), {}
+    def loss(self, output: torch.Tensor, batch: Any) -> Tuple[torch.Tensor, Dict[str, float]]:
         masks = unpack_seg_batch(batch)[1].to(output.device)
         loss, n = segmentation_loss(output, masks, self.ignore_index)
         with torch.no_grad():
