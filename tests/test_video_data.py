@@ -12,8 +12,8 @@ from spikevideoformer.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, cente
                                               random_crop, random_horizontal_flip, resize_short_side,
                                               sample_multi_clip_indices, sample_segment_indices,
                                               three_crops, to_float_clip)
-from spikevideoformer.data.video_folder import (SkippedVideoWarning, VideoBatch, VideoFolder, VideoList,
-                                                collate_skip_none)
+from spikevideoformer.data.video_folder import (SkippedVideoWarning, UnlistedFilesWarning, VideoBatch,
+                                                VideoFolder, VideoList, collate_skip_none)
 from spikevideoformer.data.video_io import VideoDecodeError, read_video, video_info, write_video
 
 CLASSES = ["jump", "run", "swim"]
@@ -159,8 +159,9 @@ def test_transforms_shapes_and_flip():
 
 # ----------------------------------------------------------------------------- datasets
 def test_video_folder_train(video_root):
-    ds = VideoFolder(video_root, "train", num_frames=4, size=32)
-    assert ds.classes == CLASSES and len(ds) == 9  # 6 good + 3 bad (.txt ignored)
+    with pytest.warns(UnlistedFilesWarning, match="^1 entry .*run/notes.txt"):
+        ds = VideoFolder(video_root, "train", num_frames=4, size=32)
+    assert ds.classes == CLASSES and len(ds) == 9  # 6 good + 3 bad (.txt not used, with a warning)
     assert sorted(set(ds.targets)) == [0, 1, 2]
     torch.manual_seed(0)
     for i, (path, label) in enumerate(ds.samples):

@@ -129,3 +129,39 @@ def test_video_folder_skips_warns_and_counts_truncated_clip(clips, tmp_path):
     assert len(batches) == 1 and batches[0].num_skipped == 1 and batches[0].labels.tolist() == [0, 1]
     msgs = [str(w.message) for w in rec if issubclass(w.category, SkippedVideoWarning)]
     assert len(msgs) == 1 and "cut.mp4" in msgs[0] and "of 80 declared frames" in msgs[0]
+
+
+# ----------------------------------------------------------------------------- item 7: extensions
+def test_video_folder_lists_mpeg_ps_and_warns_about_unlisted_files(tmp_path):
+    from spikevideoformer.data.video_folder import VIDEO_EXTENSIONS, UnlistedFilesWarning
+
+    for ext in (".mpg", ".mpeg", ".m4v", ".3gp", ".ts", ".flv", ".wmv", ".ogv", ".mts", ".m2ts", ".vob",
+                ".divx", ".asf", ".qt", ".MPG"):
+        assert ext.lower() in VIDEO_EXTENSIONS
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_raw(tmp_path / "a" / "clip.mpg", "mpeg", codec="mpeg2video", n=12, fps=25)  # real MPEG-PS
+    write_raw(tmp_path / "b" / "clip.MP4", "mp4", n=12)
+    (tmp_path / "b" / "notes.txt").write_text("not a video")
+    (tmp_path / "b" / "x.xyz").write_bytes(b"\0" * 10)
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\0")  # OS metadata: ignored without a word
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        ds = VideoFolder(tmp_path, split=None, num_frames=4, size=32, train=False)
+    assert [os.path.basename(p) for p, _ in ds.samples] == ["clip.mpg", "clip.MP4"]
+    clip, label = ds[0]
+    assert clip.shape == (4, 3, 32, 32) and label == 0
+    msgs = [str(w.message) for w in rec if issubclass(w.category, UnlistedFilesWarning)]
+    assert len(msgs) == 1 and msgs[0].startswith("2 entries under") and "b/notes.txt" in msgs[0] and "b/x.xyz" in msgs[0]
+    assert ds.unlisted == ["b/notes.txt", "b/x.xyz"]
+    # a nested folder and a stray file beside the class folders are reported too; a clean tree is silent
+    (tmp_path / "b" / "more").mkdir()
+    (tmp_path / "stray.mp4").write_bytes(b"")
+    with pytest.warns(UnlistedFilesWarning, match="^4 entries.*b/more/.*stray.mp4"):
+        VideoFolder(tmp_path, split=None, num_frames=4, size=32)
+    for junk in ("b/notes.txt", "b/x.xyz", "stray.mp4"):
+        os.remove(tmp_path / junk)
+    os.rmdir(tmp_path / "b" / "more")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnlistedFilesWarning)
+        assert VideoFolder(tmp_path, split=None, num_frames=4, size=32).unlisted == []

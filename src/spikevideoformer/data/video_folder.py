@@ -44,14 +44,23 @@ from .transforms import (IMAGENET_MEAN, _pos_int, IMAGENET_STD, center_crop, nor
                          sample_segment_indices, three_crops, to_float_clip)
 from .video_io import VideoDecodeError, read_video
 
-__all__ = ["VIDEO_EXTENSIONS", "SkippedVideoWarning", "VideoBatch", "VideoFolder", "VideoList",
-           "collate_skip_none"]
+__all__ = ["VIDEO_EXTENSIONS", "SkippedVideoWarning", "UnlistedFilesWarning", "VideoBatch", "VideoFolder",
+           "VideoList", "collate_skip_none"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+#: suffixes of the video containers FFmpeg commonly decodes (matched case-insensitively)
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".divx",
+                    ".mpg", ".mpeg", ".m1v", ".m2v", ".vob", ".ts", ".mts", ".m2ts", ".flv", ".f4v",
+                    ".wmv", ".asf", ".ogv", ".ogg", ".mxf", ".dv", ".nut", ".y4m", ".ivf", ".rm", ".rmvb")
+#: operating-system metadata files that are never reported as unlisted
+_OS_JUNK = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".directory"})
 
 
 class SkippedVideoWarning(UserWarning):
     """Emitted (once per file and process) when a video cannot be decoded and is skipped."""
+
+
+class UnlistedFilesWarning(UserWarning):
+    """Emitted once per :class:`VideoFolder` when files under the split folder are not used."""
 
 
 class VideoBatch(NamedTuple):
@@ -156,8 +165,28 @@ def _is_video(name: str, extensions: Iterable[str]) -> bool:
     return not name.startswith(".") and name.lower().endswith(tuple(extensions))
 
 
+def _is_junk(name: str) -> bool:
+    return name.lower() in _OS_JUNK or name.startswith("._")  # AppleDouble resource forks
+
+
+def _warn_unlisted(folder: str, unlisted: List[str]) -> None:
+    if unlisted:
+        n = len(unlisted)
+        shown = ", ".join(unlisted[:5]) + (", ..." if n > 5 else "")
+        warnings.warn(f"{n} {'entry' if n == 1 else 'entries'} under {folder!r} not used (only files with a "
+                      f"video suffix, see VIDEO_EXTENSIONS, directly inside a class folder are read): {shown}",
+                      UnlistedFilesWarning, stacklevel=3)
+
+
 class VideoFolder(_VideoClipDataset):
-    """Videos in ``root/<split>/<class_name>/*.{mp4,avi,mkv,webm,mov}`` (classes = sorted folders).
+    """Videos in ``root/<split>/<class_name>/*.<ext>`` (classes = sorted folders).
+
+    Every other entry under the split folder -- a file with another suffix, a hidden
+    file, a sub-folder of a class folder, a file beside the class folders -- is
+    not used and is named in one :class:`UnlistedFilesWarning` per construction
+    (count and the first five, relative to the split folder; also kept in
+    ``self.unlisted``).  Only OS metadata files (``.DS_Store``, ``Thumbs.db``,
+    ``desktop.ini``, ``._*``) are ignored without a word.
 
     Args:
         root: dataset root; ``split=None`` means ``root`` itself holds the class folders.
@@ -168,7 +197,7 @@ class VideoFolder(_VideoClipDataset):
         short_side: resize target before cropping (default ``size * 256 / 224``).
         classes: fixed class list (e.g. the train split's) so labels agree across splits.
         mean, std: normalisation; hflip: random horizontal flip in train mode.
-        extensions: accepted file suffixes (case-insensitive).
+        extensions: accepted file suffixes (case-insensitive; default :data:`VIDEO_EXTENSIONS`).
     """
 
     def __init__(self, root, split: Optional[str] = "train", num_frames: int = 8, size: int = 224,
@@ -195,14 +224,22 @@ class VideoFolder(_VideoClipDataset):
                 raise ValueError(f"class folders {unknown} in {folder!r} are not in the given classes list")
         exts = tuple(e.lower() for e in extensions)
         samples = []
+        unlisted = sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(folder)
+                          if not e.is_dir() and not _is_junk(e.name)
+                          or e.is_dir() and e.name.startswith("."))
         for idx, name in enumerate(classes):
             cdir = os.path.join(folder, name)
             if os.path.isdir(cdir):
-                files = sorted(f for f in os.listdir(cdir) if _is_video(f, exts))
-                samples.extend((os.path.join(cdir, f), idx) for f in files)
+                entries = sorted(os.scandir(cdir), key=lambda e: e.name)
+                samples.extend((e.path, idx) for e in entries if e.is_file() and _is_video(e.name, exts))
+                unlisted.extend(f"{name}/{e.name}" + ("/" if e.is_dir() else "") for e in entries
+                                if not (e.is_file() and _is_video(e.name, exts)) and not _is_junk(e.name))
+        unlisted.sort()
         if not samples:
-            raise ValueError(f"no video files with extensions {list(exts)} under {folder!r}")
-        self.root, self.split = root, split
+            other = f" (other entries: {', '.join(unlisted[:5])})" if unlisted else ""
+            raise ValueError(f"no video files with extensions {list(exts)} under {folder!r}{other}")
+        _warn_unlisted(folder, unlisted)
+        self.root, self.split, self.unlisted = root, split, unlisted
         super().__init__(samples, classes, num_frames, size, train, num_clips, num_crops,
                          short_side, mean, std, hflip)
 
