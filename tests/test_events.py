@@ -460,3 +460,74 @@ def test_dvs_gesture_dataset_and_conversion(tmp_path):
         DVSGesture(tmp_path, "train")
     with pytest.raises(ValueError, match="divide 128"):
         DVSGesture(raw, "train", size=100)
+
+
+def test_aedat_time_span_and_truncation_errors(tmp_path):
+    from spikevideoformer.data.events.readers import aedat31_time_span
+
+    e = {"x": np.arange(6), "y": np.arange(6), "t": np.array([5, 9, 40, 41, 70, 99]), "p": np.ones(6, int)}
+    write_aedat31(tmp_path / "a.aedat", e)
+    assert aedat31_time_span(tmp_path / "a.aedat") == (5, 99)
+    data = (tmp_path / "a.aedat").read_bytes()
+    header_end = data.index(b"#!END-HEADER") + len(b"#!END-HEADER\r\n")
+    (tmp_path / "hdr.aedat").write_bytes(data[:header_end])  # cut at a packet boundary: no events at all
+    assert aedat31_time_span(tmp_path / "hdr.aedat") is None
+    for cut, match in ((len(data) - 3, "truncated AEDAT packet at byte"), (header_end + 10, "truncated AEDAT packet header"),
+                       (header_end - 4, "END-HEADER|unterminated"), (0, "empty file")):
+        (tmp_path / "t.aedat").write_bytes(data[:cut])
+        for reader in (read_aedat31, aedat31_time_span):
+            with pytest.raises(ValueError, match=match) as info:
+                reader(tmp_path / "t.aedat")
+            assert "t.aedat" in str(info.value)
+
+
+def test_dvs_gesture_truncated_recording_is_skipped_and_counted(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from spikevideoformer.data.events.dvs_gesture import SkippedRecordingWarning
+    from spikevideoformer.data.video_folder import collate_skip_none
+
+    raw = tmp_path / "DvsGesture"
+    raw.mkdir()
+    make_gesture_root(raw)
+    (raw / "trials_to_train.txt").write_text("user01_fluorescent.aedat\nuser02_led.aedat\n")
+    bad = raw / "user01_fluorescent.aedat"
+    bad.write_bytes(bad.read_bytes()[:-100])  # cut inside the last packet
+    ds = DVSGesture(raw, "train", num_frames=4, size=32)
+    assert ds.targets == [0, 2, 10]  # kept: they are skipped (and counted) when loaded
+    with pytest.raises(ValueError, match="user01_fluorescent.aedat.*truncated"):
+        ds.get_frames(0)  # a direct read raises one clear error
+    with pytest.warns(SkippedRecordingWarning, match="user01_fluorescent.aedat.*truncated") as rec:
+        batches = list(DataLoader(ds, batch_size=3, collate_fn=collate_skip_none))
+    assert len([w for w in rec if issubclass(w.category, SkippedRecordingWarning)]) == 1  # once per file
+    assert len(batches) == 1 and batches[0].num_skipped == 2 and batches[0].labels.tolist() == [10]
+    assert batches[0].clips.shape == (1, 4, 2, 32, 32)
+
+
+def test_dvs_gesture_rejects_impossible_segments(tmp_path):
+    from spikevideoformer.data.events.dvs_gesture import BadSegmentWarning
+
+    raw = tmp_path / "DvsGesture"
+    raw.mkdir()
+    truth = make_gesture_root(raw)
+    t = truth["user01_fluorescent"][0]["t"]
+    assert 1000 < t[-1] < 9000
+    (raw / "user01_fluorescent_labels.csv").write_text(
+        "class,startTime_usec,endTime_usec\n1,1000,2000\n3,4000,3000\n4,2500,2500\n5,9000,9500\n6,-500,-100\n")
+    with pytest.warns(BadSegmentWarning, match="rejected 4 labelled segment"):
+        ds = DVSGesture(raw, "train", num_frames=4)
+    assert ds.targets == [0] and len(ds.rejected) == 4
+    reasons = [r[-1] for r in ds.rejected]
+    assert reasons[:2] == ["end <= start", "end <= start"]
+    assert all(r.startswith("outside the recording") for r in reasons[2:])
+    assert ds[0][0].sum() > 0
+    # conversion drops the same segments instead of writing all-zero samples
+    with pytest.warns(BadSegmentWarning, match="rejected 4"):
+        counts = convert_dvs_gesture(raw, tmp_path / "conv", splits=("train",), progress=False)
+    assert counts == {"train": 1}
+    # a recording without any event (cut right after its header): all its segments are rejected
+    data = (raw / "user02_led.aedat").read_bytes()
+    (raw / "user02_led.aedat").write_bytes(data[: data.index(b"#!END-HEADER") + len(b"#!END-HEADER\r\n")])
+    (raw / "trials_to_test.txt").write_text("user02_led.aedat\n")
+    with pytest.warns(BadSegmentWarning, match="recording has no events"):
+        assert len(DVSGesture(raw, "test")) == 0

@@ -19,20 +19,30 @@ its label is ``class - 1`` (0..10).
     root/<split>/<class_id>/<trial>_<segment>.npz      # x, y, t, p, sensor_size
 
 Frames are float32 ``[num_frames, 2, size, size]`` (channel 0 = ON, 1 = OFF).
+
+Bad data, handled like bad video files: a recording that cannot be read (truncated or
+corrupt ``.aedat``/``.npz``, events outside the 128x128 sensor) makes ``__getitem__`` return
+``None`` with one :class:`SkippedRecordingWarning` per file and process, so
+``collate_skip_none`` drops and counts it (``get_events``/``get_frames`` raise a
+``ValueError`` naming the file).  Labelled segments that cannot hold events (``end <= start``,
+or entirely outside the recording's first..last timestamp) are rejected when the dataset is
+built, listed in ``self.rejected`` and named in one :class:`BadSegmentWarning`.
 """
 from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .readers import read_aedat31, read_events, write_events
+from .readers import aedat31_time_span, read_aedat31, read_events, write_events
 from .representation import events_to_frames
 
-__all__ = ["DVSGesture", "GESTURE_CLASSES", "DVS128_SENSOR_SIZE", "convert_dvs_gesture", "read_gesture_labels"]
+__all__ = ["DVSGesture", "GESTURE_CLASSES", "DVS128_SENSOR_SIZE", "convert_dvs_gesture", "read_gesture_labels",
+           "SkippedRecordingWarning", "BadSegmentWarning"]
 
 #: Class names, index = label (csv class id - 1).
 GESTURE_CLASSES = (
@@ -55,6 +65,14 @@ try:  # the dataset class is a torch Dataset when torch is available
     from torch.utils.data import Dataset as _Base
 except ImportError:  # pragma: no cover
     _Base = object
+
+
+class SkippedRecordingWarning(UserWarning):
+    """A recording could not be read; its samples are skipped (once per file and process)."""
+
+
+class BadSegmentWarning(UserWarning):
+    """Labelled segments that cannot hold events were rejected (once per dataset construction)."""
 
 
 def _check_split(split: str) -> str:
@@ -90,6 +108,41 @@ def _trial_list(root: Path, split: str) -> list[str]:
     path = root / f"trials_to_{split}.txt"
     names = [ln.strip() for ln in path.read_text().splitlines()]
     return [n for n in names if n and not n.startswith("#")]
+
+
+_UNKNOWN_SPAN = "unknown"  # the recording could not be read: only end <= start is checked
+
+
+def _split_segments(aedat: Path, rows, span) -> tuple[list, list]:
+    """``(kept rows, rejected (file, label, start, end, reason))``; ``span`` = (first, last) event
+    time, ``None`` for a recording without events, or ``_UNKNOWN_SPAN``."""
+    kept, rejected = [], []
+    for label, start, end in rows:
+        if end <= start:
+            reason = "end <= start"
+        elif span is None:
+            reason = "recording has no events"
+        elif span != _UNKNOWN_SPAN and (end <= span[0] or start > span[1]):
+            reason = f"outside the recording ({span[0]}..{span[1]} us)"
+        else:
+            kept.append((label, start, end))
+            continue
+        rejected.append((aedat.name, label, start, end, reason))
+    return kept, rejected
+
+
+def _warn_rejected(rejected: list) -> None:
+    if rejected:
+        shown = "; ".join(f"{f} class {lab + 1} [{a}, {b}): {why}" for f, lab, a, b, why in rejected[:5])
+        warnings.warn(f"DVS Gesture: rejected {len(rejected)} labelled segment(s) that cannot hold events: "
+                      f"{shown}{'; ...' if len(rejected) > 5 else ''}", BadSegmentWarning, stacklevel=3)
+
+
+def _check_sensor(path: Path, events: np.ndarray) -> np.ndarray:
+    if len(events) and (events["x"].max() >= 128 or events["y"].max() >= 128):
+        raise ValueError(f"{path}: events outside the 128x128 DVS128 sensor "
+                         f"(max x {int(events['x'].max())}, max y {int(events['y'].max())}); corrupt file?")
+    return events
 
 
 def _segment(events: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -153,6 +206,8 @@ class DVSGesture(_Base):
         self.transform = transform
         self.target_transform = target_transform
         self._cache: tuple[Path, np.ndarray] | None = None
+        self._bad: set = set()  # files found unreadable in this process (warned once)
+        self.rejected: list[tuple[str, int, int, int, str]] = []
         # samples: (kind, path, start, end, label)
         self.samples: list[tuple[str, Path, int, int, int]] = []
         if not self.root.is_dir():
@@ -163,9 +218,15 @@ class DVSGesture(_Base):
                 aedat = self.root / name
                 if not aedat.is_file():
                     raise FileNotFoundError(f"trial listed in trials_to_{split}.txt not found: {aedat}")
-                labels = self.root / f"{aedat.stem}_labels.csv"
-                for label, start, end in read_gesture_labels(labels):
-                    self.samples.append(("aedat", aedat, start, end, label))
+                rows = read_gesture_labels(self.root / f"{aedat.stem}_labels.csv")
+                try:
+                    span = aedat31_time_span(aedat)
+                except ValueError:  # unreadable: its samples are skipped (and counted) when loaded
+                    span = _UNKNOWN_SPAN
+                rows, rejected = _split_segments(aedat, rows, span)
+                self.rejected += rejected
+                self.samples += [("aedat", aedat, start, end, label) for label, start, end in rows]
+            _warn_rejected(self.rejected)
         elif (self.root / split).is_dir():
             self.layout = "converted"
             for cdir in sorted((self.root / split).iterdir(), key=lambda p: p.name):
@@ -195,7 +256,8 @@ class DVSGesture(_Base):
 
     def _trial_events(self, path: Path) -> np.ndarray:
         if self._cache is None or self._cache[0] != path:
-            self._cache = (path, read_aedat31(path))
+            self._cache = None
+            self._cache = (path, _check_sensor(path, read_aedat31(path)))
         return self._cache[1]
 
     def get_events(self, index: int) -> np.ndarray:
@@ -205,27 +267,33 @@ class DVSGesture(_Base):
             return _segment(self._trial_events(path), start, end)
         return read_events(path, sensor_size=DVS128_SENSOR_SIZE)
 
-    def get_frames(self, index: int) -> np.ndarray:
-        """Frames of sample ``index`` as a numpy array ``[num_frames, 2, size, size]``."""
-        ev = self.get_events(index)
+    def _frames(self, ev: np.ndarray) -> np.ndarray:
         if self.factor > 1:
             ev = ev.copy()
             ev["x"] //= self.factor
             ev["y"] //= self.factor
-        return events_to_frames(
-            ev,
-            (self.size, self.size),
-            self.num_frames,
-            mode=self.mode,
-            overlap=self.overlap,
-            clip_value=self.clip_value,
-            normalize=self.normalize,
-        )
+        return events_to_frames(ev, (self.size, self.size), self.num_frames, mode=self.mode,
+                                overlap=self.overlap, clip_value=self.clip_value, normalize=self.normalize)
+
+    def get_frames(self, index: int) -> np.ndarray:
+        """Frames of sample ``index`` as a numpy array ``[num_frames, 2, size, size]``."""
+        return self._frames(self.get_events(index))
 
     def __getitem__(self, index: int):
+        """``(frames, label)``, or ``None`` (one warning per file and process) for an unreadable file."""
         import torch
 
-        frames = torch.from_numpy(self.get_frames(index))
+        path = self.samples[index][1]
+        if path in self._bad:
+            return None
+        try:
+            ev = self.get_events(index)
+        except (ValueError, OSError) as exc:
+            self._bad.add(path)
+            detail = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            warnings.warn(f"skipping unreadable event recording: {detail}", SkippedRecordingWarning, stacklevel=2)
+            return None
+        frames = torch.from_numpy(self._frames(ev))
         label = self.samples[index][4]
         if self.transform is not None:
             frames = self.transform(frames)
@@ -245,7 +313,8 @@ def convert_dvs_gesture(
 
     Each trial is parsed once; every labelled segment is written (atomically) with
     :func:`write_events` including ``sensor_size = (128, 128)``. Returns the number of samples
-    written per split.
+    written per split.  Unreadable trials and segments that cannot hold events are not
+    written; each is named in a warning, as in :class:`DVSGesture`.
     """
     from tqdm.auto import tqdm
 
@@ -257,12 +326,22 @@ def convert_dvs_gesture(
         if not listing.is_file():
             raise FileNotFoundError(f"trial list not found: {listing}")
         n = 0
+        rejected = []
         for name in tqdm(_trial_list(root, split), desc=f"DVS Gesture {split}", disable=not progress):
             aedat = root / name
-            events = read_aedat31(aedat)
-            for seg, (label, start, end) in enumerate(read_gesture_labels(root / f"{aedat.stem}_labels.csv")):
+            try:
+                events = _check_sensor(aedat, read_aedat31(aedat))
+            except ValueError as exc:
+                warnings.warn(f"not converted: {exc}", SkippedRecordingWarning, stacklevel=2)
+                continue
+            span = (int(events["t"][0]), int(events["t"][-1])) if len(events) else None
+            rows = list(enumerate(read_gesture_labels(root / f"{aedat.stem}_labels.csv")))
+            kept, bad = _split_segments(aedat, [r for _, r in rows], span)
+            rejected += bad
+            for seg, (label, start, end) in ((i, r) for i, r in rows if r in kept):
                 out = out_root / split / str(label) / f"{aedat.stem}_{seg:02d}.npz"
                 write_events(out, _segment(events, start, end), sensor_size=DVS128_SENSOR_SIZE, compress=compress)
                 n += 1
+        _warn_rejected(rejected)
         counts[split] = n
     return counts

@@ -29,7 +29,7 @@ import numpy as np
 
 from .representation import EVENT_FIELDS, validate_events
 
-__all__ = ["read_events", "write_events", "read_aedat31", "AEDAT_POLARITY_EVENT"]
+__all__ = ["read_events", "write_events", "read_aedat31", "aedat31_time_span", "AEDAT_POLARITY_EVENT"]
 
 _ALIASES = {"x": ("x",), "y": ("y",), "t": ("t", "ts", "timestamp"), "p": ("p", "pol", "polarity")}
 _NPY_EXT = (".npy",)
@@ -264,6 +264,90 @@ _AEDAT_PACKET_HEADER = np.dtype(
 )
 
 
+def _aedat_body_start(path: Path, buf) -> int:
+    """Parse the ASCII header of an AEDAT 3.x buffer; return the offset of the first packet."""
+    if len(buf) == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not an AEDAT 3.x file")
+    pos, first = 0, True
+    while pos < len(buf) and buf[pos:pos + 1] == b"#":
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            raise ValueError(f"{path}: unterminated AEDAT header line at byte {pos} (truncated file?)")
+        line = buf[pos:nl].strip()
+        if first and not line.startswith(b"#!AER-DAT3"):
+            raise ValueError(
+                f"{path}: not an AEDAT 3.x file (first header line is {line[:40]!r}; expected '#!AER-DAT3.1')"
+            )
+        first = False
+        pos = nl + 1
+        if line == b"#!END-HEADER":
+            return pos
+    if first:
+        raise ValueError(f"{path}: not an AEDAT 3.x file (no '#!AER-DAT3' header)")
+    raise ValueError(f"{path}: AEDAT header has no '#!END-HEADER' line")
+
+
+def _aedat_polarity_packets(path: Path, buf):
+    """Yield ``(offset, eventNumber, eventSize, eventTSOverflow)`` of each non-empty polarity packet.
+
+    ``buf`` is bytes or an mmap (no view of it is kept).  Raises ValueError naming the file and
+    byte offset for a truncated or corrupt packet.
+    """
+    pos = _aedat_body_start(path, buf)
+    hsize = _AEDAT_PACKET_HEADER.itemsize
+    while pos < len(buf):
+        if pos + hsize > len(buf):
+            raise ValueError(f"{path}: truncated AEDAT packet header at byte {pos} (file ends at {len(buf)})")
+        h = np.frombuffer(bytes(buf[pos:pos + hsize]), dtype=_AEDAT_PACKET_HEADER)[0]
+        size, cap, num = int(h["eventSize"]), int(h["eventCapacity"]), int(h["eventNumber"])
+        if size <= 0 or cap < 0 or num < 0 or num > cap:
+            raise ValueError(
+                f"{path}: corrupt AEDAT packet header at byte {pos} "
+                f"(eventSize={size}, eventCapacity={cap}, eventNumber={num})"
+            )
+        start = pos + hsize
+        end = start + cap * size
+        if end > len(buf):
+            raise ValueError(
+                f"{path}: truncated AEDAT packet at byte {pos}: needs {cap * size} bytes, {len(buf) - start} left"
+            )
+        if int(h["eventType"]) == AEDAT_POLARITY_EVENT and num > 0:
+            if size < 8:
+                raise ValueError(f"{path}: polarity packet at byte {pos} has eventSize {size} < 8")
+            yield start, num, size, int(h["eventTSOverflow"])
+        pos = end
+
+
+def _stamps(raw: np.ndarray, overflow: int) -> np.ndarray:
+    """Full timestamps (int64 us) of raw ``[n, eventSize]`` uint8 polarity events."""
+    ts = np.ascontiguousarray(raw[:, 4:8]).view("<u4").ravel().astype(np.int64)
+    return ts | (np.int64(overflow) << 31)
+
+
+def aedat31_time_span(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(first, last)`` timestamp (us) of an AEDAT 3.1 file's polarity events, ``None`` if it has none.
+
+    Cheap: the file is memory-mapped and only packet headers and the first and last event of
+    each polarity packet are read.  Raises like :func:`read_aedat31` for a truncated file.
+    """
+    import mmap
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"AEDAT file not found: {path}")
+    lo = hi = None
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            _aedat_body_start(path, b"")  # raises: empty file
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            for start, num, size, overflow in _aedat_polarity_packets(path, buf):
+                ends = bytes(buf[start:start + size]) + bytes(buf[start + (num - 1) * size:start + num * size])
+                ts = _stamps(np.frombuffer(ends, np.uint8).reshape(2, size), overflow)
+                lo = int(ts.min()) if lo is None else min(lo, int(ts.min()))
+                hi = int(ts.max()) if hi is None else max(hi, int(ts.max()))
+    return None if lo is None else (lo, hi)
+
+
 def read_aedat31(path: str | os.PathLike, drop_invalid: bool = True) -> np.ndarray:
     """Parse the polarity events of an AEDAT 3.1 file (as shipped with DVS128 Gesture).
 
@@ -287,56 +371,11 @@ def read_aedat31(path: str | os.PathLike, drop_invalid: bool = True) -> np.ndarr
     if not path.is_file():
         raise FileNotFoundError(f"AEDAT file not found: {path}")
     buf = path.read_bytes()
-    pos = 0
-    first = True
-    ended = False
-    while pos < len(buf) and buf[pos:pos + 1] == b"#":
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            raise ValueError(f"{path}: unterminated AEDAT header line at byte {pos}")
-        line = buf[pos:nl].strip()
-        if first and not line.startswith(b"#!AER-DAT3"):
-            raise ValueError(
-                f"{path}: not an AEDAT 3.x file (first header line is {line[:40]!r}; expected '#!AER-DAT3.1')"
-            )
-        first = False
-        pos = nl + 1
-        if line == b"#!END-HEADER":
-            ended = True
-            break
-    if first:
-        raise ValueError(f"{path}: not an AEDAT 3.x file (no '#!AER-DAT3' header)")
-    if not ended:
-        raise ValueError(f"{path}: AEDAT header has no '#!END-HEADER' line")
-
     datas, stamps = [], []
-    hsize = _AEDAT_PACKET_HEADER.itemsize
-    while pos < len(buf):
-        if pos + hsize > len(buf):
-            raise ValueError(f"{path}: truncated AEDAT packet header at byte {pos}")
-        h = np.frombuffer(buf, dtype=_AEDAT_PACKET_HEADER, count=1, offset=pos)[0]
-        size, cap, num = int(h["eventSize"]), int(h["eventCapacity"]), int(h["eventNumber"])
-        if size <= 0 or cap < 0 or num < 0 or num > cap:
-            raise ValueError(
-                f"{path}: corrupt AEDAT packet header at byte {pos} "
-                f"(eventSize={size}, eventCapacity={cap}, eventNumber={num})"
-            )
-        start = pos + hsize
-        end = start + cap * size
-        if end > len(buf):
-            raise ValueError(
-                f"{path}: truncated AEDAT packet at byte {pos}: needs {cap * size} bytes, {len(buf) - start} left"
-            )
-        if int(h["eventType"]) == AEDAT_POLARITY_EVENT and num > 0:
-            if size < 8:
-                raise ValueError(f"{path}: polarity packet at byte {pos} has eventSize {size} < 8")
-            raw = np.frombuffer(buf, dtype=np.uint8, count=num * size, offset=start).reshape(num, size)
-            d = np.ascontiguousarray(raw[:, 0:4]).view("<u4").ravel()
-            ts = np.ascontiguousarray(raw[:, 4:8]).view("<u4").ravel().astype(np.int64)
-            ts |= np.int64(int(h["eventTSOverflow"])) << 31
-            datas.append(d)
-            stamps.append(ts)
-        pos = end
+    for start, num, size, overflow in _aedat_polarity_packets(path, buf):
+        raw = np.frombuffer(buf, dtype=np.uint8, count=num * size, offset=start).reshape(num, size)
+        datas.append(np.ascontiguousarray(raw[:, 0:4]).view("<u4").ravel())
+        stamps.append(_stamps(raw, overflow))
 
     data = np.concatenate(datas) if datas else np.zeros(0, np.uint32)
     t = np.concatenate(stamps) if stamps else np.zeros(0, np.int64)
@@ -352,4 +391,7 @@ def read_aedat31(path: str | os.PathLike, drop_invalid: bool = True) -> np.ndarr
         "t": t,
         "p": ((data >> 1) & 1).astype(np.int8),
     }
-    return validate_events(fields)
+    try:
+        return validate_events(fields)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
