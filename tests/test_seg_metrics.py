@@ -150,7 +150,8 @@ def test_vc_definitions_by_hand():
     #   [2..4]: region (0,0) (1,0); (0,0) pred 0 0 1 -> 1/2   (the last window)
     assert window_consistency(pa, ga, 3, definition="all_windows") == pytest.approx([1, 1, 1 / 2])
     assert video_consistency(pa, ga, 3, definition="all_windows") == pytest.approx(5 / 6)
-    assert video_consistency(pa, ga, 3) == pytest.approx(5 / 6)  # the default
+    assert video_consistency(pa, ga, 3, definition="all_windows") == pytest.approx(5 / 6)
+    assert video_consistency(pa, ga, 3) == video_consistency(pa, ga, 3, definition="vspw")  # default
     # video B: vspw start {0}: [0..2] 3/4;  all_windows starts {0, 1}: 3/4, 1 -> 7/8
     assert window_consistency(pb, gb, 3, definition="vspw") == pytest.approx([3 / 4])
     assert video_consistency(pb, gb, 3, definition="all_windows") == pytest.approx(7 / 8)
@@ -169,7 +170,7 @@ def test_mvc_definitions_by_hand():
     r = vspw.compute()
     assert r["mVC_3"] == pytest.approx(13 / 18)
     assert math.isnan(r["mVC_8"])
-    old = MeanVideoConsistency(windows=(3,))  # default: all_windows
+    old = MeanVideoConsistency(windows=(3,), definition="all_windows")
     old.update(pa, ga)
     old.update(pb, gb)
     assert old.compute()["mVC_3"] == pytest.approx((5 / 6 + 7 / 8) / 2)  # mean over videos: 41/48
@@ -191,7 +192,7 @@ def test_vc_empty_region_window_is_skipped():
 
 
 def test_mean_video_consistency():
-    mvc = MeanVideoConsistency(windows=(8, 16))
+    mvc = MeanVideoConsistency(windows=(8, 16), definition="all_windows")
     gts = torch.zeros(10, 2, 2, dtype=torch.long)
     p1 = torch.zeros(10, 2, 2, dtype=torch.long)
     p2 = p1.clone()
@@ -203,7 +204,7 @@ def test_mean_video_consistency():
     assert r["mVC_8"] == pytest.approx((1.0 + (1 + 1 + 0.75) / 3) / 2)
     assert math.isnan(r["mVC_16"])
     assert math.isnan(video_consistency(p1[:5], gts[:5], 8))
-    other = MeanVideoConsistency(windows=(8, 16))
+    other = MeanVideoConsistency(windows=(8, 16), definition="all_windows")
     other.update(p1, gts)
     assert mvc.merge(other).compute()["mVC_8"] == pytest.approx((2.0 + 2.75 / 3) / 3)
     # vspw: windows [0..7], [1..8] only, so frame 9's flicker is never seen

@@ -115,7 +115,7 @@ def _oracle_batches(T=8):
 
 def test_evaluate_perfect_and_constant_predictor():
     batches = _oracle_batches()
-    task = SegmentationTask(3, vc_windows=(8, 16))
+    task = SegmentationTask(3, vc_windows=(8, 16), vc_definition="all_windows")  # 8-frame clips
     perfect = task.evaluate(_Oracle(3), batches)
     assert perfect["miou"] == pytest.approx(1.0) and perfect["pixel_acc"] == pytest.approx(1.0)
     assert perfect["mVC_8"] == pytest.approx(1.0)
@@ -139,10 +139,18 @@ def test_evaluate_stitches_videos_from_meta():
     clips = masks.unsqueeze(2).float().expand(2, T, 3, 4, 4).clone()
     meta = {"video": ["a", "a"], "frames": torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]),
             "new": torch.ones(2, T, dtype=torch.bool)}
-    task = SegmentationTask(2, vc_windows=(8,))
+    task = SegmentationTask(2, vc_windows=(8,), vc_definition="all_windows")
     res = task.evaluate(_Oracle(2), [(clips, masks, meta)])
     assert res["mVC_8"] == pytest.approx(1.0)  # two 4-frame windows form one 8-frame video
     assert math.isnan(task.evaluate(_Oracle(2), [(clips, masks)])["mVC_8"])
+    # the default, VSPW's reference definition: an 8-frame video has no window (starts 0..T-k-1);
+    # a 12-frame one has 4, pooled
+    vspw = SegmentationTask(2, vc_windows=(8,))
+    assert vspw.vc_definition == "vspw"
+    assert math.isnan(vspw.evaluate(_Oracle(2), [(clips, masks, meta)])["mVC_8"])
+    meta3 = {"video": ["a"] * 3, "frames": torch.arange(12).reshape(3, 4), "new": torch.ones(3, T, dtype=torch.bool)}
+    three = (torch.cat([clips, clips[:1]]), torch.cat([masks, masks[:1]]), meta3)
+    assert vspw.evaluate(_Oracle(2), [three])["mVC_8"] == pytest.approx(1.0)
 
 
 def _cfg(tmp_path, *extra):
@@ -156,21 +164,35 @@ def _config_path():
     return resources.files("spikevideoformer.configs") / "seg_demo.yaml"
 
 
-def test_loss_decreases_short_run():
-    torch.manual_seed(0)
+def seg_loss_curve(seed: int = 0, steps: int = 10) -> list[float]:
+    """Losses of ``steps`` AdamW steps on one synthetic batch (benchmarks/learning_spread.py)."""
+    torch.manual_seed(seed)
     model = tiny(4, decoder_dim=32)
     ds = SyntheticSegVideos("train", 4, num_frames=4, size=32, num_classes=4)
     clips = torch.stack([ds[i][0] for i in range(4)])
     masks = torch.stack([ds[i][1] for i in range(4)])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(10):
+    for _ in range(steps):
         loss, _ = segmentation_loss(model(clips), masks)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert min(losses[-3:]) < 0.9 * losses[0], losses
+    return losses
+
+
+def seg_loss_ratio(losses: list[float]) -> float:
+    return min(losses[-3:]) / losses[0]
+
+
+SEG_RATIO_MAX = 0.9  # measured spread: see the test's docstring
+
+
+def test_loss_decreases_short_run():
+    """Best of the last 3 losses over the first. Measured by benchmarks/learning_spread.py."""
+    losses = seg_loss_curve(seed=0)
+    assert seg_loss_ratio(losses) < SEG_RATIO_MAX, losses
 
 
 def test_train_then_evaluate_checkpoint(tmp_path):

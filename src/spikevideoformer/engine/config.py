@@ -83,6 +83,7 @@ class DataConfig:
     val_samples: Optional[int] = None
     eval_clips: int = 1
     eval_crops: int = 1
+    vc_definition: str = "vspw"
 
 
 @dataclass
@@ -230,6 +231,8 @@ def _validate(cfg: TrainConfig) -> None:
     for k in ("num_frames", "size", "batch_size", "eval_clips"):
         _check(getattr(d, k) >= 1, f"data.{k}", "must be >= 1", getattr(d, k))
     _check(d.eval_crops in (1, 3), "data.eval_crops", "must be 1 or 3", d.eval_crops)
+    _check(d.vc_definition in ("vspw", "all_windows"), "data.vc_definition",
+           "must be 'vspw' or 'all_windows'", d.vc_definition)
     _check(d.num_workers >= 0, "data.num_workers", "must be >= 0", d.num_workers)
     for k in ("train_samples", "val_samples"):
         v = getattr(d, k)

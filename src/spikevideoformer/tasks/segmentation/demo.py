@@ -46,7 +46,8 @@ def _held_out(run_dir: Path, cfg, windows=(8, 16)):
     n = min(HELD_OUT_SAMPLES, cfg.data.val_samples or HELD_OUT_SAMPLES)
     ds = SyntheticSegVideos("test", n, cfg.data.num_frames, cfg.data.size, cfg.model.num_classes, cfg.run.seed)
     metrics, task = evaluate_segmentation_model(model, ds, cfg.model.num_classes, cfg.data.batch_size,
-                                                list(ds.class_names), windows, cfg.run.seed)
+                                                list(ds.class_names), windows, cfg.run.seed,
+                                                vc_definition=cfg.data.vc_definition)
     return metrics, task, model, ds
 
 

@@ -8,7 +8,8 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["ConfusionMatrix", "window_consistency", "video_consistency", "MeanVideoConsistency",
+__all__ = ["ConfusionMatrix", "window_consistency", "vc_contributions", "video_consistency",
+           "MeanVideoConsistency",
            "VC_DEFINITIONS"]
 
 
@@ -132,7 +133,7 @@ def _check_definition(definition: str) -> str:
 
 
 def window_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
-                       definition: str = "all_windows") -> list:
+                       definition: str = "vspw") -> list:
     """Per-window VC scores of one video (``preds``, ``gts``: ``[T, H, W]``); NaN for a window
     whose consistent region is empty.
 
@@ -140,10 +141,10 @@ def window_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
     whose ground truth is the same in all of them, and its score is the fraction of that region
     where the prediction is also the same in all of them (correct or not).
 
-    * ``"all_windows"`` (default; this package's definition so far): every full window,
+    * ``"all_windows"`` (this package's earlier definition, for short clips): every full window,
       starts ``0 .. T-window``; pixels whose ground truth is ``ignore_index`` are not in the
       region.
-    * ``"vspw"`` (the VSPW benchmark's reference script ``VC_perclip.py``): windows start at
+    * ``"vspw"`` (default; the VSPW benchmark's reference script ``VC_perclip.py``): windows start at
       ``0 .. T-window-1`` (``range(T - window)``: the last full window is not used, and a video
       of ``T <= window`` frames has none); no label is special, so a pixel that is 255 in all
       frames of the window belongs to the region (``ignore_index`` is unused).
@@ -176,8 +177,19 @@ def _nan_free_mean(scores) -> float:
     return float(np.mean(ok)) if ok else float("nan")
 
 
+def vc_contributions(preds, gts, window: int, ignore_index: int = 255, *,
+                     definition: str = "vspw") -> list:
+    """What one video adds to the mVC_k mean: its window scores (``"vspw"``: pooled over videos)
+    or its VC_k (``"all_windows"``: mean over videos); NaN scores are left out."""
+    ws = window_consistency(preds, gts, window, ignore_index, definition=definition)
+    if definition == "vspw":
+        return [s for s in ws if not math.isnan(s)]
+    v = _nan_free_mean(ws)
+    return [] if math.isnan(v) else [v]
+
+
 def video_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
-                      definition: str = "all_windows") -> float:
+                      definition: str = "vspw") -> float:
     """Video consistency VC_k of one video (``preds``, ``gts``: ``[T, H, W]``, ``k = window``).
 
     The mean of :func:`window_consistency` over the video's windows, leaving out windows with an
@@ -191,8 +203,8 @@ def video_consistency(preds, gts, window: int = 8, ignore_index: int = 255, *,
 class MeanVideoConsistency:
     """Accumulates whole videos and reports ``mVC_k`` for each window length ``k``.
 
-    ``definition="all_windows"`` (default) averages each video's VC_k first and reports the
-    mean over videos. ``definition="vspw"`` follows the VSPW reference script ``VC_perclip.py``:
+    ``definition="all_windows"`` averages each video's VC_k first and reports the mean over
+    videos. ``definition="vspw"`` (default) follows the VSPW reference script ``VC_perclip.py``:
     the window scores of all videos are pooled and ``mVC_k`` is their mean (NaN windows left
     out), so a video weighs by its number of windows. Window ranges and ignore handling are
     those of :func:`window_consistency`. ``scores[k]`` holds the per-video scores
@@ -200,7 +212,7 @@ class MeanVideoConsistency:
     """
 
     def __init__(self, windows: Iterable[int] = (8, 16), ignore_index: int = 255,
-                 definition: str = "all_windows"):
+                 definition: str = "vspw"):
         self.windows = tuple(int(w) for w in windows)
         if not self.windows or min(self.windows) < 1:
             raise ValueError(f"windows must be positive integers, got {windows}")
@@ -215,13 +227,9 @@ class MeanVideoConsistency:
         """Add one whole video (``[T, H, W]`` each); returns its VC per window (NaN = no score)."""
         out = {}
         for k in self.windows:
-            ws = window_consistency(preds, gts, k, self.ignore_index, definition=self.definition)
-            v = _nan_free_mean(ws)
-            out[k] = v
-            if self.definition == "vspw":
-                self.scores[k].extend(s for s in ws if not math.isnan(s))
-            elif not math.isnan(v):
-                self.scores[k].append(v)
+            out[k] = video_consistency(preds, gts, k, self.ignore_index, definition=self.definition)
+            self.scores[k].extend(vc_contributions(preds, gts, k, self.ignore_index,
+                                                   definition=self.definition))
         return out
 
     def merge(self, other: "MeanVideoConsistency") -> "MeanVideoConsistency":

@@ -64,7 +64,9 @@ def vc_windows_for(cfg: TrainConfig) -> tuple[int, ...]:
         return ()
     if cfg.data.dataset == "vspw":
         return (8, 16)
-    return tuple(k for k in (8, 16) if k <= cfg.data.num_frames)
+    fits = (lambda k: k < cfg.data.num_frames) if cfg.data.vc_definition == "vspw" else \
+        (lambda k: k <= cfg.data.num_frames)  # VSPW's windows start at 0..T-k-1
+    return tuple(k for k in (8, 16) if fits(k))
 
 
 def _cap(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
@@ -160,7 +162,7 @@ def train_segmentation(cfg: TrainConfig, progress: bool = True) -> dict[str, Any
         trainer_cfg = copy.deepcopy(cfg)
         trainer_cfg.model.init = None
     task = SegmentationTask(cfg.model.num_classes, vc_windows=vc_windows_for(cfg),
-                            class_names=data["class_names"])
+                            class_names=data["class_names"], vc_definition=cfg.data.vc_definition)
     kw = dict(info=info, seed=cfg.run.seed, num_workers=cfg.data.num_workers)
     train_loader = build_dataloader(data["train"], cfg.data.batch_size, train=True, **kw)
     val_loader = build_dataloader(data["val"], data["val_batch_size"], train=False, **kw)
@@ -192,10 +194,12 @@ def segmentation_energy(model: torch.nn.Module, clip: torch.Tensor) -> Optional[
 
 def evaluate_segmentation_model(model: torch.nn.Module, dataset: Dataset, num_classes: int,
                                 batch_size: int = 8, class_names=None, windows=(8, 16),
-                                seed: int = 0, num_workers: int = 0) -> tuple[dict[str, Any], SegmentationTask]:
+                                seed: int = 0, num_workers: int = 0,
+                                vc_definition: str = "vspw") -> tuple[dict[str, Any], SegmentationTask]:
     """Evaluate ``model`` on ``dataset``: ``(metrics, task)`` with ``miou``, ``pixel_acc``,
     ``mean_acc``, ``loss``, ``mVC_k`` (None when no clip is long enough), ``per_class_iou``."""
-    task = SegmentationTask(num_classes, vc_windows=windows, class_names=class_names)
+    task = SegmentationTask(num_classes, vc_windows=windows, class_names=class_names,
+                            vc_definition=vc_definition)
     loader = build_dataloader(dataset, batch_size, train=False, seed=seed, num_workers=num_workers)
     was_training = model.training
     model.eval()
@@ -245,7 +249,8 @@ def evaluate_segmentation(checkpoint: str | os.PathLike, out_dir: str | os.PathL
     data = build_segmentation_data(cfg, splits=("val",))
     val, names = data["val"], data["class_names"]
     metrics, task = evaluate_segmentation_model(model, val, cfg.model.num_classes, data["val_batch_size"],
-                                                names, (8, 16), cfg.run.seed, cfg.data.num_workers)
+                                                names, (8, 16), cfg.run.seed, cfg.data.num_workers,
+                                                cfg.data.vc_definition)
     out = Path(out_dir) if out_dir else ckpt_dir.parent
     result: dict[str, Any] = {"checkpoint": str(ckpt_dir), "dataset": cfg.data.dataset,
                               "model": cfg.model.name, "spike_max": cfg.model.spike_max,

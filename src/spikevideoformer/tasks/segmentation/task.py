@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ...engine.distributed import all_reduce_sum
 from .datasets import IGNORE_INDEX
-from .metrics import ConfusionMatrix, video_consistency
+from .metrics import VC_DEFINITIONS, ConfusionMatrix, vc_contributions
 
 __all__ = ["SegmentationTask", "segmentation_loss", "unpack_seg_batch"]
 
@@ -56,8 +56,8 @@ class _VideoStitcher:
     each run scored as one video.
     """
 
-    def __init__(self, windows: Sequence[int], ignore_index: int) -> None:
-        self.windows, self.ignore_index = tuple(windows), ignore_index
+    def __init__(self, windows: Sequence[int], ignore_index: int, definition: str = "vspw") -> None:
+        self.windows, self.ignore_index, self.definition = tuple(windows), ignore_index, definition
         self.current: Optional[str] = None
         self.frames: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
         self.scores: Dict[int, List[float]] = {k: [] for k in self.windows}
@@ -92,9 +92,8 @@ class _VideoStitcher:
             p = torch.stack([self.frames[i][0] for i in r]).long()
             g = torch.stack([self.frames[i][1] for i in r]).long()
             for k in self.windows:
-                v = video_consistency(p, g, k, self.ignore_index)
-                if not math.isnan(v):
-                    self.scores[k].append(v)
+                self.scores[k].extend(vc_contributions(p, g, k, self.ignore_index,
+                                                       definition=self.definition))
         self.frames, self.current = {}, None
 
 
@@ -108,6 +107,9 @@ class SegmentationTask:
             scored as short videos (a window longer than the clip has no score); batches that
             carry ``meta`` with video names are stitched into whole videos first (VSPW).
             Keys whose windows never fit are reported as NaN.
+        vc_definition: ``"vspw"`` (the VSPW reference script: windows start at ``0..T-k-1``,
+            window scores pooled over videos) or ``"all_windows"`` (every full window, 255
+            excluded, mean of per-video VC); see ``metrics.window_consistency``.
         class_names: for :meth:`table`.
 
     ``evaluate`` returns ``miou``, ``pixel_acc``, ``mean_acc``, ``loss``, ``mVC_k`` for every
@@ -119,7 +121,8 @@ class SegmentationTask:
     higher_is_better = True
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
-                 vc_windows: Iterable[int] = (8, 16), class_names: Optional[Sequence[str]] = None) -> None:
+                 vc_windows: Iterable[int] = (8, 16), class_names: Optional[Sequence[str]] = None,
+                 vc_definition: str = "vspw") -> None:
         if int(num_classes) < 2:
             raise ValueError(f"segmentation needs num_classes >= 2, got {num_classes}")
         self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)
@@ -127,6 +130,9 @@ class SegmentationTask:
         if any(k < 1 for k in self.vc_windows):
             raise ValueError(f"vc_windows must be positive, got {self.vc_windows}")
         self.class_names = list(class_names) if class_names is not None else None
+        if vc_definition not in VC_DEFINITIONS:
+            raise ValueError(f"vc_definition must be one of {VC_DEFINITIONS}, got {vc_definition!r}")
+        self.vc_definition = vc_definition
         self.last_confusion: Optional[ConfusionMatrix] = None
 
     @staticmethod
@@ -155,7 +161,7 @@ class SegmentationTask:
     def evaluate(self, model: torch.nn.Module, loader: Any) -> Dict[str, float]:
         device = self._device(model)
         cm = ConfusionMatrix(self.num_classes, self.ignore_index)
-        stitcher = _VideoStitcher(self.vc_windows, self.ignore_index)
+        stitcher = _VideoStitcher(self.vc_windows, self.ignore_index, self.vc_definition)
         clip_scores: Dict[int, List[float]] = {k: [] for k in self.vc_windows}
         loss_sum, pixels, n = 0.0, 0, 0
         for batch in loader:
@@ -181,9 +187,8 @@ class SegmentationTask:
             else:  # every clip is a short video
                 for b in range(pred.shape[0]):
                     for k in self.vc_windows:
-                        v = video_consistency(pred[b], masks[b], k, self.ignore_index)
-                        if not math.isnan(v):
-                            clip_scores[k].append(v)
+                        clip_scores[k].extend(vc_contributions(pred[b], masks[b], k, self.ignore_index,
+                                                               definition=self.vc_definition))
         stitcher.flush()
         if n == 0:
             raise ValueError("validation loader produced no clips")
