@@ -85,7 +85,7 @@ def make_cfg(tmp_path, name, **optim):
                         "run": {"out_dir": str(tmp_path / name), "seed": 3, "device": "cpu"}})
 
 
-def make_trainer(tmp_path, name, loader_kind="dist", collate=None, **optim):
+def make_trainer(tmp_path, name, loader_kind="dist", collate=None, model_seed=0, **optim):
     cfg = make_cfg(tmp_path, name, **optim)
     train, val = NoisyBlobs(48, seed=0), NoisyBlobs(24, seed=1)
     if loader_kind == "dist":
@@ -93,11 +93,16 @@ def make_trainer(tmp_path, name, loader_kind="dist", collate=None, **optim):
     else:  # a plain shuffled DataLoader: the trainer re-seeds its RandomSampler every epoch
         tl = DataLoader(train, batch_size=cfg.data.batch_size, shuffle=True, drop_last=True, collate_fn=collate)
     vl = build_dataloader(val, 12, train=False)
-    return Trainer(make_model(), ClsTask(), cfg, tl, vl, progress=False)
+    return Trainer(make_model(model_seed), ClsTask(), cfg, tl, vl, progress=False)
 
 
 def state_of(trainer):
     return {k: v.clone() for k, v in trainer.module.state_dict().items()}
+
+
+# thresholds from benchmarks/learning_spread.py (model seeds 0-9 x 1 and 2 threads, Intel Xeon):
+# loss drop over 5 epochs 0.31-0.69, final val_acc 0.917-0.958
+LOSS_DROP_MIN, VAL_ACC_MIN = 0.1, 0.8
 
 
 def test_loss_decreases_and_outputs(tmp_path):
@@ -105,8 +110,8 @@ def test_loss_decreases_and_outputs(tmp_path):
     final = tr.fit()
     hist = tr.history
     assert len(hist) == 5 and [r["epoch"] for r in hist] == [1, 2, 3, 4, 5]
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.1
-    assert final["val_acc"] >= 0.8 and final["main_metric"] == "val_acc"
+    assert hist[0]["train_loss"] - hist[-1]["train_loss"] > LOSS_DROP_MIN
+    assert final["val_acc"] >= VAL_ACC_MIN and final["main_metric"] == "val_acc"
     assert final["best_metric"] == max(r["val_acc"] for r in hist)
     out = tmp_path / "run"
     for f in ("metrics.jsonl", "metrics.csv", "curves.png", "config.yaml",

@@ -60,23 +60,40 @@ def test_state_is_per_call_and_batch_independent():
     torch.testing.assert_close(a, c)
 
 
-def test_loss_decreases_on_synthetic_batch():
-    torch.manual_seed(0)
+def pose_loss_curve(seed: int = 0, steps: int = 30):
+    """Losses of ``steps`` AdamW steps on one synthetic batch (benchmarks/learning_spread.py
+    measures the statistic below over seeds and thread counts)."""
+    torch.manual_seed(seed)
     model = tiny_model()
     task = PoseTask()
     batch = synthetic_batch()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         loss, metrics = task.loss(task.forward(model, batch), batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(float(loss.detach()))
+    return losses, metrics
+
+
+def pose_loss_ratio(losses) -> float:
+    return float(np.mean(losses[-5:]) / np.mean(losses[:5]))
+
+
+POSE_RATIO_MAX = 0.92  # measured spread: see the test's docstring
+
+
+def test_loss_decreases_on_synthetic_batch():
+    """Mean of the last 5 over the first 5 losses. Measured by benchmarks/learning_spread.py
+    (seeds 0-9 x 1 and 2 threads, Intel Xeon, AVX-512): 0.61-0.84, mean 0.73, sd 0.05 (0.83
+    seen on an AMD EPYC, AVX2); a model that does not learn stays at 1.0 (one batch)."""
+    losses, metrics = pose_loss_curve(seed=0)
     assert set(metrics) >= {"loss_joints", "loss_pa_joints", "loss_transl", "loss_pose", "loss_betas",
                             "mpjpe_rel"}
-    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    assert pose_loss_ratio(losses) < POSE_RATIO_MAX, losses
 
 
 def test_loss_masks_missing_annotations():

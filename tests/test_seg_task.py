@@ -190,7 +190,8 @@ SEG_RATIO_MAX = 0.9  # measured spread: see the test's docstring
 
 
 def test_loss_decreases_short_run():
-    """Best of the last 3 losses over the first. Measured by benchmarks/learning_spread.py."""
+    """Best of the last 3 losses over the first. Measured by benchmarks/learning_spread.py
+    (seeds 0-9 x 1 and 2 threads, Intel Xeon): 0.77-0.81, sd 0.013; no learning gives 1.0."""
     losses = seg_loss_curve(seed=0)
     assert seg_loss_ratio(losses) < SEG_RATIO_MAX, losses
 
