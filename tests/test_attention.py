@@ -1,4 +1,4 @@
-"""Attention cores: linear form equals the explicit n×n form; groupings; scales (SPEC §3)."""
+"""Attention cores: linear form equals the explicit n×n form; groupings; scales (docs/design.md §3)."""
 import pytest
 import torch
 

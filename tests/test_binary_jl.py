@@ -1,4 +1,4 @@
-"""Binary JL proposition (SPEC §3): empirical failure rate stays under 2·exp(-δ²D)."""
+"""Binary JL proposition (docs/design.md §3): empirical failure rate stays under 2·exp(-δ²D)."""
 import math
 
 import pytest

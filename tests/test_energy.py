@@ -1,4 +1,4 @@
-"""analysis.profile: MACs, SOPs, energy and firing rates against hand computations (SPEC §5)."""
+"""analysis.profile: MACs, SOPs, energy and firing rates against hand computations (docs/design.md §5)."""
 import argparse
 import csv
 

@@ -1,4 +1,4 @@
-"""Backbone, registry, official layout, input checks (SPEC §2)."""
+"""Backbone, registry, official layout, input checks (docs/design.md §2)."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""LIF / Integer-LIF: parity with SpikingJelly and with plain loops written here (SPEC §1)."""
+"""LIF / Integer-LIF: parity with SpikingJelly and with plain loops written here (docs/design.md §1)."""
 import pytest
 import torch
 

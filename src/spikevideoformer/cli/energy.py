@@ -1,4 +1,4 @@
-"""``svf energy``: per-layer MACs/SOPs, firing rates and energy of one clip (SPEC §5).
+"""``svf energy``: per-layer MACs/SOPs, firing rates and energy of one clip (docs/design.md §5).
 
     svf energy --model svf_55m --frames 8 --size 224                 # the paper's setting
     svf energy --model svf_tiny --size 64 --out runs/energy          # + CSV and PNG files
