@@ -13,7 +13,6 @@ from spikevideoformer.data.events import (
     EVENT_DTYPE,
     GESTURE_CLASSES,
     DVSGesture,
-    adapt_stem_weight,
     convert_dvs_gesture,
     events_to_frames,
     events_to_voxel_grid,
@@ -25,6 +24,7 @@ from spikevideoformer.data.events import (
     video_to_events,
     write_events,
 )
+from spikevideoformer.models.finetune import adapt_stem_weight
 
 
 def ev(x, y, t, p):

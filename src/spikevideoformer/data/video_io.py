@@ -4,7 +4,8 @@
   returning a uint8 tensor ``[N, H, W, 3]`` (RGB).
 * :func:`write_video` writes a real video file (H.264 ``libx264`` when
   available, else MPEG-4 part 2) atomically: it encodes into a hidden temporary
-  file in the destination folder and then ``os.replace``-s it into place.
+  file in the destination folder that replaces the target when complete
+  (:func:`spikevideoformer.atomic.atomic_path`).
 * Corrupt, zero-byte, truncated or non-video files raise :class:`VideoDecodeError`
   (a ``ValueError``) naming the file; a missing file raises ``FileNotFoundError``.
 
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from fractions import Fraction
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_path
 
 __all__ = ["DECLARING_FORMATS", "VideoDecodeError", "read_video", "count_frames",
            "looks_truncated", "write_video", "video_info", "default_codec"]
@@ -376,9 +378,7 @@ def write_video(path, frames, fps: Union[int, float, Fraction] = 25, codec: Opti
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"output folder does not exist: {folder!r}")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + ext, dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp" + ext) as tmp:
         with av.open(tmp, mode="w", format=_FORMATS[ext]) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height = int(data.shape[2]), int(data.shape[1])
@@ -392,9 +392,4 @@ def write_video(path, frames, fps: Union[int, float, Fraction] = 25, codec: Opti
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

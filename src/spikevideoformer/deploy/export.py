@@ -19,13 +19,13 @@ also need ``onnxscript``.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_path
 from .fold import fold, is_folded
 
 __all__ = ["export_model", "InferenceWrapper", "EXPORT_FORMATS", "load_exported"]
@@ -53,23 +53,6 @@ class InferenceWrapper(nn.Module):
                 video = video.unsqueeze(1)
             return m.forward_head(m._stages(video.transpose(0, 1))[-1])  # [T, B, ...] inside
         return m(video)
-
-
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # keep the real suffix last: torch.export.save expects a name ending in .pt2
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-    os.replace(tmp, path)
 
 
 def _require_onnx():
@@ -105,21 +88,16 @@ def export_model(model: nn.Module, example: torch.Tensor, path: str | os.PathLik
     net = model if is_folded(model) else fold(model)
     wrapper = InferenceWrapper(net).eval()
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        with torch.no_grad():
-            if format == "torch_export":
-                torch.export.save(torch.export.export(wrapper, (example,)), str(tmp))
-            else:
-                kw = {} if opset is None else {"opset_version": opset}
-                with warnings.catch_warnings():  # the TorchScript exporter is deprecated
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False,
-                                      input_names=["video"], output_names=["logits"], **kw)
-        _commit(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # the temporary name keeps the real suffix last: torch.export.save expects one ending in .pt2
+    with atomic_path(path) as tmp, torch.no_grad():
+        if format == "torch_export":
+            torch.export.save(torch.export.export(wrapper, (example,)), tmp)
+        else:
+            kw = {} if opset is None else {"opset_version": opset}
+            with warnings.catch_warnings():  # the TorchScript exporter is deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.onnx.export(wrapper, (example,), tmp, dynamo=False,
+                                  input_names=["video"], output_names=["logits"], **kw)
     return path
 
 

@@ -14,12 +14,13 @@ from .checkpoint import (CheckpointError, LoadReport, load_checkpoint, load_mode
                          resolve_checkpoint, save_checkpoint)
 from .config import (ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig,
                      load_config, save_config, to_dict)
-from .distributed import (DistInfo, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier,
-                          build_dataloader, build_sampler, capture_rng_state, cleanup, distributed_run,
-                          get_dist_info, init_distributed, resolve_device, restore_rng_state, seed_everything,
-                          set_loader_epoch, unwrap_model, wrap_model)
+from .device import resolve_device
+from .distributed import (DistInfo, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier, cleanup,
+                          distributed_run, get_dist_info, init_distributed, unwrap_model, wrap_model)
+from .loaders import build_dataloader, build_sampler, set_loader_epoch
 from .logger import MetricLogger, plot_curves, read_jsonl
 from .schedule import WarmupCosineSchedule, build_optimizer, lr_factor, steps_from_epochs
+from .seeding import capture_rng_state, restore_rng_state, seed_everything
 from .task import Task
 from .trainer import Trainer
 

@@ -14,29 +14,31 @@ Writes are atomic at two levels: every file is written to a temporary name, fsyn
 ``os.replace``-d, and the whole directory is staged as ``.<name>.tmp-*`` and swapped in with
 two renames (old -> ``.<name>.old-*``, staged -> ``<name>``).  A crash at any point leaves the
 previous checkpoint intact (either at ``<name>`` or, if the crash hit between the two renames,
-as ``.<name>.old-*``, which :func:`resolve_checkpoint` recovers).  Nothing is ever unpickled:
-``.pt``/``.pth`` files are only read by :func:`load_model_weights` with ``weights_only=True``.
+as ``.<name>.old-*``, which :func:`resolve_checkpoint` recovers).  Files are written through
+:func:`spikevideoformer.atomic.atomic_path` and read through :mod:`spikevideoformer.models.weights`
+(also ``.pt``/``.pth`` files for :func:`load_model_weights`, with ``weights_only=True``):
+nothing is ever unpickled.  :class:`CheckpointError` is defined there and re-exported here.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ..data.events.representation import adapt_stem_weight
-from .distributed import _strip_prefixes, capture_rng_state, restore_rng_state, unwrap_model
-from .logger import _fsync_dir, _fsync_file, _tmp_name, atomic_write_bytes
+from ..atomic import atomic_path, fsync_dir, write_bytes
+from ..models.finetune import LoadReport, load_matching_weights
+from ..models.weights import (CheckpointError, abbreviate, one_line, read_safetensors, read_state_dict,
+                              strip_prefixes)
+from .distributed import unwrap_model
+from .seeding import capture_rng_state, restore_rng_state
 
 __all__ = [
     "CheckpointError", "LoadReport", "save_checkpoint", "load_checkpoint", "load_model_weights",
@@ -48,19 +50,9 @@ FORMAT_VERSION = 1
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(RuntimeError):
-    """Missing, incomplete, inconsistent or incompatible checkpoint."""
-
-
 def _atomic_save_tensors(tensors: Dict[str, torch.Tensor], path: Path, metadata: Dict[str, str]) -> int:
-    tmp = _tmp_name(path)
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
     return path.stat().st_size
 
 
@@ -101,12 +93,6 @@ def _from_json(value: Any, like: Any = None) -> Any:
     if isinstance(value, list) and isinstance(like, tuple):
         return tuple(value)
     return value
-
-
-def _short(items: Sequence[str], n: int = 20) -> str:
-    items = list(items)
-    more = f", ... ({len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -158,7 +144,7 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
         "rng_ranks": 0, "extra_state": {}, "files": {},
     }
     header = {"checkpoint_id": uid, "format": "spikevideoformer"}
-    model_tensors = _cpu_tensors(_strip_prefixes(unwrap_model(model).state_dict()), "model state_dict")
+    model_tensors = _cpu_tensors(strip_prefixes(unwrap_model(model).state_dict()), "model state_dict")
     state: Dict[str, torch.Tensor] = {}
     if optimizer is not None:
         sd = optimizer.state_dict()
@@ -202,13 +188,13 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
     try:
         meta["files"][MODEL_FILE] = _atomic_save_tensors(model_tensors, staging / MODEL_FILE, header)
         meta["files"][STATE_FILE] = _atomic_save_tensors(state, staging / STATE_FILE, header_state)
-        atomic_write_bytes(staging / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
-        _fsync_dir(staging)
+        write_bytes(staging / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+        fsync_dir(staging)
         if target.exists():
             os.replace(target, backup)
         os.replace(staging, target)
         committed = True
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if not committed and backup.exists() and not target.exists():
             try:  # roll back: put the previous checkpoint where it was
@@ -224,29 +210,14 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
 
 
 # --------------------------------------------------------------------------- load
-def _one_line(exc: BaseException) -> str:
-    """``exc`` as one line (library messages, e.g. torch's unpickling errors, span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _read_meta(d: Path) -> Dict[str, Any]:
     try:
         meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {d / META_FILE}: {_one_line(exc)}") from exc
+        raise CheckpointError(f"cannot read {d / META_FILE}: {one_line(exc)}") from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"corrupt {d / META_FILE}: expected a JSON object, got {type(meta).__name__}")
     return meta
-
-
-def _read_tensors(f: Path, tensors: bool = True) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    """``(tensors, header metadata)`` of a safetensors file; :class:`CheckpointError` if unreadable."""
-    try:
-        with safe_open(str(f), framework="pt") as handle:
-            header = handle.metadata() or {}
-        return (load_file(str(f)) if tensors else {}), header
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"corrupt or unreadable checkpoint file {f}: {_one_line(exc)}") from exc
 
 
 def resolve_checkpoint(path: PathLike) -> Path:
@@ -289,11 +260,11 @@ def _load_model_state(model: torch.nn.Module, tensors: Dict[str, torch.Tensor], 
     unexpected = [k for k in tensors if k not in own]
     problems = []
     if mismatched:
-        problems.append(f"shape mismatch for {len(mismatched)} key(s): {_short(mismatched)}")
+        problems.append(f"shape mismatch for {len(mismatched)} key(s): {abbreviate(mismatched)}")
     if strict and missing:
-        problems.append(f"missing {len(missing)} key(s): {_short(missing)}")
+        problems.append(f"missing {len(missing)} key(s): {abbreviate(missing)}")
     if strict and unexpected:
-        problems.append(f"unexpected {len(unexpected)} key(s): {_short(unexpected)}")
+        problems.append(f"unexpected {len(unexpected)} key(s): {abbreviate(unexpected)}")
     if problems:
         raise CheckpointError(f"cannot load {source} into {type(target).__name__}: " + "; ".join(problems)
                               + ("" if not mismatched else " (use load_model_weights() to drop "
@@ -323,10 +294,10 @@ def load_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
         if sizes.get(name) not in (None, f.stat().st_size):
             raise CheckpointError(f"corrupt checkpoint {d}: {f} has {f.stat().st_size} bytes, "
                                   f"{META_FILE} expects {sizes[name]} (truncated or modified)")
-        if _read_tensors(f, tensors=False)[1].get("checkpoint_id") != meta.get("checkpoint_id"):
+        if read_safetensors(f, tensors=False)[1].get("checkpoint_id") != meta.get("checkpoint_id"):
             raise CheckpointError(f"inconsistent checkpoint {d}: {name} belongs to another save")
-    _load_model_state(model, _strip_prefixes(_read_tensors(d / MODEL_FILE)[0]), strict, d)
-    state, header = _read_tensors(d / STATE_FILE)
+    _load_model_state(model, strip_prefixes(read_safetensors(d / MODEL_FILE)[0]), strict, d)
+    state, header = read_safetensors(d / STATE_FILE)
     try:
         rng_json = json.loads(header.get("rng", "{}"))
     except ValueError as exc:
@@ -374,93 +345,20 @@ def load_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
 
 
 # --------------------------------------------------------------------------- fine-tuning
-@dataclass
-class LoadReport:
-    """What :func:`load_model_weights` did; ``str(report)`` is a human-readable summary."""
-
-    source: str
-    loaded: List[str] = field(default_factory=list)
-    dropped: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
-    adapted: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = field(default_factory=list)
-    missing: List[str] = field(default_factory=list)
-    unexpected: List[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        total = len(self.loaded) + len(self.missing) + len(self.dropped) + len(self.adapted)
-        lines = [f"loaded {len(self.loaded)}/{total} tensors from {self.source}"]
-        if self.adapted:
-            lines.append("adapted input channels (filters averaged): " + _short(
-                [f"{k} {list(f)} -> {list(m)}" for k, f, m in self.adapted]))
-        if self.dropped:
-            lines.append("dropped (shape mismatch): " + _short(
-                [f"{k} {list(f)} in file vs {list(m)} in model" for k, f, m in self.dropped]))
-        if self.missing:
-            lines.append(f"missing (left at initialisation): {_short(self.missing)}")
-        if self.unexpected:
-            lines.append(f"unexpected (ignored): {_short(self.unexpected)}")
-        return "\n".join(lines)
-
-
-def _read_weights(path: Path) -> Dict[str, torch.Tensor]:
-    if path.is_dir():
-        path = resolve_checkpoint(path) / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        return _read_tensors(path)[0]
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)  # never a full unpickle
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot read weights file {path}: {_one_line(exc)}") from exc
-    for key in ("state_dict", "model", "model_state", "module"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path} does not contain a state_dict")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def _input_channels_differ(src: torch.Tensor, dst: torch.Tensor) -> bool:
-    """A conv weight ``[Cout, Cin, k, k]`` that differs only in its input channels."""
-    return (src.dim() == 4 and dst.dim() == 4 and src.shape[1] != dst.shape[1]
-            and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:])
-
-
 def load_model_weights(path: PathLike, model: torch.nn.Module, drop_mismatched_head: bool = True) -> LoadReport:
     """Initialise ``model`` from a weights file for fine-tuning; returns a :class:`LoadReport`.
 
     ``path`` may be a checkpoint directory, a ``.safetensors`` file or a ``.pt``/``.pth``
-    state_dict (read with ``torch.load(weights_only=True)``; ``{"state_dict": ...}``/
-    ``{"model": ...}`` wrappers and ``module.`` prefixes are handled).  Tensors whose shape
-    differs from the model's (e.g. a head trained with another ``num_classes``) are dropped and
-    reported when ``drop_mismatched_head`` is true, otherwise :class:`CheckpointError` is raised.
-    A conv weight that differs only in its input channels (an RGB stem loaded into a 2-channel
-    event model) is adapted with :func:`adapt_stem_weight` (mean of the filters over the input
-    channels, repeated and rescaled by ``C_old / C_new``) and reported as adapted.
-    Missing keys keep their initialisation; unexpected keys are ignored; both are reported.
+    state_dict (read by :func:`~spikevideoformer.models.weights.read_state_dict`:
+    ``torch.load(weights_only=True)``, wrappers and ``module.`` prefixes removed).  Matching
+    is :func:`~spikevideoformer.models.finetune.load_matching_weights`: mis-shaped tensors
+    (e.g. a head trained with another ``num_classes``) are dropped and reported when
+    ``drop_mismatched_head`` is true, otherwise :class:`CheckpointError` is raised; a conv
+    weight that differs only in its input channels (an RGB stem loaded into a 2-channel event
+    model) is adapted (mean of the filters over the input channels, repeated and rescaled by
+    ``C_old / C_new``) and reported as adapted.  Missing keys keep their initialisation;
+    unexpected keys are ignored; both are reported.
     """
     path = Path(path)
-    weights = _strip_prefixes(_read_weights(path))
-    target = unwrap_model(model)
-    own = target.state_dict()
-    report = LoadReport(source=str(path))
-    keep = {}
-    for key, mine in own.items():  # report in the model's order
-        if key not in weights:
-            report.missing.append(key)
-        elif _input_channels_differ(weights[key], mine):
-            # e.g. an RGB stem loaded into a 2-channel event model: documented averaging rule
-            keep[key] = adapt_stem_weight(weights[key], mine.shape[1]).to(mine.dtype)
-            report.adapted.append((key, tuple(weights[key].shape), tuple(mine.shape)))
-        elif weights[key].shape != mine.shape:
-            report.dropped.append((key, tuple(weights[key].shape), tuple(mine.shape)))
-        else:
-            keep[key] = weights[key]
-            report.loaded.append(key)
-    report.unexpected = [k for k in weights if k not in own]
-    if report.dropped and not drop_mismatched_head:
-        raise CheckpointError(f"shape mismatch loading {path}: " + _short(
-            [f"{k} {list(f)} vs {list(m)}" for k, f, m in report.dropped]))
-    target.load_state_dict(keep, strict=False)
-    return report
+    weights = read_state_dict(resolve_checkpoint(path) / MODEL_FILE if path.is_dir() else path)
+    return load_matching_weights(unwrap_model(model), weights, str(path), drop_mismatched_head)

@@ -1,4 +1,4 @@
-"""Distributed (DDP) helpers that degrade to no-ops in a single process, and per-process RNG.
+"""Distributed (DDP) helpers that degrade to no-ops in a single process.
 
 Launch with ``torchrun --nproc_per_node N train.py``; :func:`init_distributed` reads ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK``, picks ``nccl`` on CUDA and ``gloo`` on CPU and returns a
@@ -17,26 +17,33 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import importlib
 import os
 import traceback
-import random
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Iterator, List, Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
-from torch.utils.data.distributed import DistributedSampler
+
+from .device import resolve_device
 
 __all__ = [
-    "DistInfo", "resolve_device", "init_distributed", "distributed_run", "get_dist_info", "cleanup",
-    "barrier",
-    "all_reduce_mean", "all_reduce_sum", "all_gather_objects", "wrap_model", "build_sampler",
-    "build_dataloader", "set_loader_epoch", "seed_everything", "capture_rng_state",
-    "restore_rng_state", "unwrap_model",
+    "DistInfo", "init_distributed", "distributed_run", "get_dist_info", "cleanup", "barrier",
+    "all_reduce_mean", "all_reduce_sum", "all_gather_objects", "wrap_model", "unwrap_model",
 ]
+
+# Single-process helpers that moved to their own modules (``resolve_device``: imported above);
+# ``from .distributed import <name>`` keeps working for them.
+_MOVED = {"build_sampler": "loaders", "build_dataloader": "loaders", "set_loader_epoch": "loaders",
+          "seed_everything": "seeding", "capture_rng_state": "seeding", "restore_rng_state": "seeding"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -202,138 +209,3 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
             model = model._orig_mod
         else:
             return model
-
-
-def _strip_prefixes(state: Mapping[str, Any]) -> Dict[str, Any]:
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in ("module.", "_orig_mod."):
-                if key.startswith(p):
-                    key, changed = key[len(p):], True
-        out[key] = value
-    return out
-
-
-def build_sampler(dataset: Dataset, info: Optional[DistInfo] = None, shuffle: bool = True,
-                  seed: int = 0, drop_last: bool = False) -> DistributedSampler:
-    """A :class:`DistributedSampler` (also for a single process, where it is a seeded shuffle).
-
-    The order is a pure function of ``(seed, epoch)`` once ``set_epoch(epoch)`` is called (the
-    Trainer does this every epoch), which is what makes resuming exact.
-    """
-    info = info or get_dist_info("cpu")
-    return DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
-                              shuffle=shuffle, seed=seed, drop_last=drop_last)
-
-
-def build_dataloader(dataset: Dataset, batch_size: int, info: Optional[DistInfo] = None, *,
-                     train: bool = True, seed: int = 0, num_workers: int = 0,
-                     collate_fn: Optional[Callable] = None, drop_last: Optional[bool] = None,
-                     pin_memory: Optional[bool] = None) -> DataLoader:
-    """DataLoader with a :func:`build_sampler` sampler; ``batch_size`` is per process.
-
-    Training loaders shuffle and drop the last incomplete batch by default.  Validation
-    loaders do not shuffle; under DDP the sampler pads the last shard by repeating a few clips.
-
-    Workers (``num_workers > 0``) are started with the platform default, ``fork`` on Linux.
-    Forking a process that runs threads is safe here because no thread of ours crosses it: the
-    native LIF pool joins its threads before every fork (``layers/_lif_native.py``) and torch
-    limits each worker to one intra-op thread.  A process that has initialised CUDA must not
-    fork: the loader then uses ``spawn`` (the dataset must be picklable).
-    """
-    info = info or get_dist_info("cpu")
-    drop_last = train if drop_last is None else drop_last
-    pin_memory = info.device.type == "cuda" if pin_memory is None else pin_memory
-    context = "spawn" if num_workers > 0 and torch.cuda.is_initialized() else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=build_sampler(dataset, info, train, seed),
-                      num_workers=num_workers, collate_fn=collate_fn, drop_last=drop_last,
-                      pin_memory=pin_memory, persistent_workers=False, multiprocessing_context=context)
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def set_loader_epoch(loader: Any, epoch: int, seed: int, rank: int = 0) -> bool:
-    """Make ``loader``'s order and worker seeds a function of ``(seed, epoch, rank)``.
-
-    Calls ``set_epoch`` on samplers that have it (DistributedSampler), gives a plain
-    ``RandomSampler`` a generator seeded from ``(seed, epoch)`` and seeds the DataLoader's
-    ``generator`` (which draws the workers' base seed) from ``(seed, epoch, rank)``.  Returns
-    False if the order may not be reproducible (an unknown sampler without ``set_epoch``).
-    """
-    if not isinstance(loader, DataLoader):
-        for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(epoch)
-                return True
-        return False
-    bs = loader.batch_sampler
-    if bs is None:  # batch_size=None: the sampler yields whole batches
-        source = loader.sampler
-    else:
-        source = bs.sampler if isinstance(bs, BatchSampler) else bs
-    if bs is not None and bs is not source and hasattr(bs, "set_epoch"):
-        bs.set_epoch(epoch)
-    known = True
-    if hasattr(source, "set_epoch"):
-        source.set_epoch(epoch)
-    elif isinstance(source, RandomSampler):
-        source.generator = torch.Generator().manual_seed(_seed(seed, epoch, 0x5A3))
-    elif not isinstance(source, SequentialSampler):
-        known = hasattr(bs, "set_epoch")
-    loader.generator = torch.Generator().manual_seed(_seed(seed, epoch, rank, 0x3C7))
-    return known
-
-
-# --------------------------------------------------------------------------- per-process RNG
-def seed_everything(seed: int, deterministic: bool = True) -> int:
-    """Seed python ``random``, numpy and torch (all devices); optionally deterministic kernels.
-
-    ``deterministic=True`` calls ``torch.use_deterministic_algorithms(True, warn_only=True)``,
-    disables cuDNN autotuning and sets ``CUBLAS_WORKSPACE_CONFIG`` if unset.
-    """
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = not deterministic
-    return seed
-
-
-def capture_rng_state() -> Dict[str, Any]:
-    """Torch (CPU + every CUDA device), numpy (global) and python ``random`` states.
-
-    Tensors are uint8; everything else is JSON-able (this is what checkpoints store).
-    """
-    np_state = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-        "numpy": {"bit_generator": str(np_state[0]), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4]),
-                  "keys": torch.from_numpy(np_state[1].astype("<u4").view(np.uint8).copy())},
-        "python": [version, list(internal), gauss],
-    }
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of :func:`capture_rng_state` (CUDA states are restored for the devices present)."""
-    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
-    cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available():
-        n = min(len(cuda), torch.cuda.device_count())
-        torch.cuda.set_rng_state_all([c.cpu().to(torch.uint8) for c in cuda[:n]])
-    npst = state["numpy"]
-    keys = np.frombuffer(npst["keys"].cpu().numpy().tobytes(), dtype="<u4").astype(np.uint32)
-    np.random.set_state((npst["bit_generator"], keys, npst["pos"], npst["has_gauss"],
-                         npst["cached_gaussian"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))

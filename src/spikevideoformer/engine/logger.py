@@ -14,55 +14,15 @@ import io
 import json
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+from ..atomic import write_bytes as atomic_write_bytes  # also imported from here by engine.config
+from ..atomic import write_csv
 
 __all__ = ["MetricLogger", "read_jsonl", "plot_curves", "atomic_write_bytes"]
 
 PathLike = Union[str, os.PathLike]
-
-
-# --------------------------------------------------------------------------- atomic I/O
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same directory + fsync + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
 
 
 def read_jsonl(path: PathLike) -> List[Dict[str, Any]]:
@@ -151,16 +111,8 @@ class MetricLogger:
 
     def _rewrite_csv(self, records: Iterable[Mapping[str, Any]]) -> None:
         records = list(records)
-        columns: List[str] = []
-        for r in records:
-            columns += [k for k in r if k not in columns]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns)
-        writer.writeheader()
-        for r in records:
-            writer.writerow({k: _cell(v) for k, v in r.items()})
-        atomic_write_bytes(self.csv_path, buf.getvalue().encode("utf-8"))
-        self._columns = columns
+        write_csv(self.csv_path, [{k: _cell(v) for k, v in r.items()} for r in records])
+        self._columns = list(dict.fromkeys(k for r in records for k in r))
 
 
 def _series(records: List[Dict[str, Any]], key: str):

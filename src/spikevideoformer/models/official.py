@@ -16,32 +16,17 @@ import torch
 
 from .backbone import SpikeVideoFormer
 from .registry import MODEL_SIZES, create_model
+from .weights import read_state_dict, unwrap_state_dict
 
 __all__ = ["ATT_MODES", "convert_official_state_dict", "load_official_checkpoint",
            "infer_config_from_state_dict"]
 
 ATT_MODES = {"3D_ham": ("hamming", "joint"), "3D_dot": ("dot", "joint"), "2D": ("dot", "spatial")}
-_WRAPPERS = ("model", "state_dict", "module", "model_ema", "net")
-
-
-def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
-    for _ in range(3):
-        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-            key = next((k for k in _WRAPPERS if k in obj), None)
-            if key is None:
-                raise ValueError(
-                    f"checkpoint holds no tensors and none of the wrapper keys {_WRAPPERS}; "
-                    f"top-level keys: {sorted(obj)[:10]}"
-                )
-            obj = obj[key]
-    if not isinstance(obj, Mapping):
-        raise TypeError(f"expected a state_dict (mapping of tensors), got {type(obj).__name__}")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
 def convert_official_state_dict(sd: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Official state_dict (possibly wrapped/prefixed) → our state_dict (identity rename)."""
-    sd = _unwrap(sd)
+    sd = unwrap_state_dict(sd, "checkpoint")
     out = {}
     for k, v in sd.items():
         for prefix in ("module.", "_orig_mod."):
@@ -83,21 +68,12 @@ def load_official_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str
                              **create_model_kwargs: Any) -> SpikeVideoFormer:
     """Build a model from an official checkpoint file or state_dict and load its weights.
 
-    Files are read with ``torch.load(weights_only=True)`` (no code runs) or safetensors.
+    Files are read by :func:`~.weights.read_state_dict` (``torch.load(weights_only=True)``: no
+    code runs; or safetensors); an unreadable file raises its ``CheckpointError`` (a ``ValueError``).
     Missing, unexpected and mis-shaped keys are reported together in one ``ValueError``.
     """
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        path = os.fspath(path_or_state_dict)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-            raw: Any = load_file(path)
-        else:
-            try:
-                raw = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # pickle with code, corrupt file, ...
-                raise ValueError(f"cannot read checkpoint {path} safely (weights_only=True): {e}") from None
+        raw: Any = read_state_dict(path_or_state_dict)
     else:
         raw = path_or_state_dict
     sd = convert_official_state_dict(raw)

@@ -14,19 +14,20 @@ Formats
     AEDAT 3.1 polarity events (read-only), see :func:`read_aedat31`.
 
 Aliases accepted on reading: ``ts``/``timestamp`` for ``t``; ``pol``/``polarity`` for ``p``.
-Writing is atomic: data go to a temporary file in the destination directory which is then
-moved into place with :func:`os.replace`, so a crash never leaves a half-written file.
+Writing is atomic (:func:`spikevideoformer.atomic.atomic_path`): data go to a temporary file
+in the destination directory which is then moved into place, so a crash never leaves a
+half-written file.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ...atomic import atomic_path
 from .representation import EVENT_FIELDS, validate_events
 
 __all__ = ["read_events", "write_events", "read_aedat31", "aedat31_time_span", "AEDAT_POLARITY_EVENT"]
@@ -212,11 +213,8 @@ def write_events(
     ev = validate_events(events, sensor_size=sensor_size)
     if ext in _H5_EXT:
         h5py = _import_h5py()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + ext, dir=path.parent)
-    try:
+    with atomic_path(path, suffix=".tmp" + ext) as tmp:
         if ext in _H5_EXT:
-            os.close(fd)
             kw = {"compression": "gzip"} if compress else {}
             with h5py.File(tmp, "w") as f:
                 g = f.create_group("events")
@@ -225,7 +223,7 @@ def write_events(
                 if sensor_size is not None:
                     f.attrs["sensor_size"] = np.asarray(sensor_size, dtype=np.int64)
         else:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 if ext in _NPY_EXT:
                     np.save(fh, ev, allow_pickle=False)
                 else:
@@ -233,15 +231,6 @@ def write_events(
                     if sensor_size is not None:
                         arrays["sensor_size"] = np.asarray(sensor_size, dtype=np.int64)
                     (np.savez_compressed if compress else np.savez)(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path
 
 

@@ -32,7 +32,6 @@ __all__ = [
     "validate_events",
     "events_to_frames",
     "events_to_voxel_grid",
-    "adapt_stem_weight",
 ]
 
 #: Canonical dtype of an event stream (``t`` becomes float64 when the input ``t`` is float).
@@ -397,43 +396,3 @@ def events_to_voxel_grid(events: Any, sensor_size: Sequence[int], num_bins: int)
             idx = (left[has_right] + 1) * (H * W) + pix[has_right]
             grid += np.bincount(idx, weights=(pol * w_right)[has_right], minlength=B * H * W)
     return grid.astype(np.float32).reshape(B, H, W)
-
-
-# --------------------------------------------------------------------------------------------
-# stem adaptation
-# --------------------------------------------------------------------------------------------
-def adapt_stem_weight(weight: Any, in_chans: int):
-    """Adapt a pretrained stem convolution weight to a different number of input channels.
-
-    Rule: average the ``C_in`` (normally RGB, 3) input filters, repeat the average over
-    ``in_chans`` channels, and scale by ``C_in / in_chans``::
-
-        W_new[:, j] = (C_in / in_chans) * mean_c W[:, c]      for j = 0 .. in_chans - 1
-
-    For a spatially uniform input of the same value ``v`` on every channel, the old response
-    is ``sum_c W[:, c] * v`` and the new one is ``in_chans * (C_in / in_chans) * mean_c W[:, c]
-    * v`` -- identical, so activation statistics (and the spiking thresholds tuned on them)
-    are preserved on average. Use ``in_chans=2`` for ON/OFF event frames.
-
-    Args:
-        weight: ``[C_out, C_in, k, k]`` torch tensor or numpy array.
-        in_chans: new number of input channels (>= 1).
-
-    Returns:
-        A new tensor/array of the same type, dtype and device, shape ``[C_out, in_chans, k, k]``.
-    """
-    in_chans = int(in_chans)
-    if in_chans < 1:
-        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
-    if weight.ndim != 4:
-        raise ValueError(f"stem weight must be [C_out, C_in, k, k], got shape {tuple(weight.shape)}")
-    c_in = weight.shape[1]
-    scale = c_in / in_chans
-    if isinstance(weight, np.ndarray):
-        mean = weight.mean(axis=1, keepdims=True)
-        return (np.repeat(mean, in_chans, axis=1) * scale).astype(weight.dtype)
-    import torch
-
-    with torch.no_grad():
-        mean = weight.detach().mean(dim=1, keepdim=True)
-        return (mean.repeat(1, in_chans, 1, 1) * scale).to(weight.dtype).clone()
