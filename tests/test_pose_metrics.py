@@ -50,6 +50,19 @@ def test_similarity_removed_by_pa():
     assert torch.allclose(procrustes_align(y, x), x, atol=1e-9)
 
 
+def test_differentiable_alignment_is_the_same_transform_with_gradient():
+    """``differentiable=True`` (the PA loss) fits the same float64 transform without gradient
+    and applies it to ``pred`` in its dtype, so gradients reach ``pred``."""
+    x = _pose(6, seed=2)
+    pred = (x * 1.3 + 0.1).float().requires_grad_()
+    aligned = procrustes_align(pred, x, differentiable=True)
+    assert aligned.dtype == torch.float32 and aligned.requires_grad
+    torch.testing.assert_close(aligned.double(), procrustes_align(pred, x), rtol=0, atol=1e-6)
+    aligned.sum().backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    assert not procrustes_align(pred, x).requires_grad  # the metric version is detached
+
+
 def test_hand_computed_case():
     target = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     pred = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.004]])

@@ -48,18 +48,12 @@ def pel_mpjpe(pred, target, pelvis_index: int = 0) -> torch.Tensor:
     return (pred - target).norm(dim=-1).mean(-1) * M_TO_MM
 
 
-def procrustes_align(pred, target, eps: float = 1e-12) -> torch.Tensor:
-    """Align ``pred`` to ``target`` per sample with the optimal similarity transform.
-
-    Finds scale ``s``, proper rotation ``R`` (``det R = +1``; reflections are not
-    allowed) and translation ``t`` minimising ``sum_j |s R p_j + t - q_j|^2``
-    (Umeyama 1991), and returns ``s R p_j + t`` with shape ``[..., J, 3]``.
-    """
-    pred, target = _pair(pred, target)
-    mu_p = pred.mean(-2, keepdim=True)
-    mu_t = target.mean(-2, keepdim=True)
-    X = pred - mu_p
-    Y = target - mu_t
+def _similarity(p: torch.Tensor, q: torch.Tensor, eps: float):
+    """``(s, R, mu_p, mu_q)`` of the similarity transform best aligning ``p`` to ``q`` (float64)."""
+    mu_p = p.mean(-2, keepdim=True)
+    mu_q = q.mean(-2, keepdim=True)
+    X = p - mu_p
+    Y = q - mu_q
     K = X.transpose(-1, -2) @ Y  # [..., 3, 3] = sum_j x_j y_j^T
     U, S, Vh = torch.linalg.svd(K)
     V = Vh.transpose(-1, -2)
@@ -70,7 +64,28 @@ def procrustes_align(pred, target, eps: float = 1e-12) -> torch.Tensor:
     R = V @ (D[..., :, None] * U.transpose(-1, -2))  # V diag(D) U^T
     var = (X * X).sum((-1, -2))
     s = (S * D).sum(-1) / var.clamp_min(eps)
-    return s[..., None, None] * (X @ R.transpose(-1, -2)) + mu_t
+    return s, R, mu_p, mu_q
+
+
+def procrustes_align(pred, target, eps: float = 1e-12, differentiable: bool = False) -> torch.Tensor:
+    """Align ``pred`` to ``target`` per sample with the optimal similarity transform.
+
+    Finds scale ``s``, proper rotation ``R`` (``det R = +1``; reflections are not
+    allowed) and translation ``t`` minimising ``sum_j |s R p_j + t - q_j|^2``
+    (Umeyama 1991), and returns ``s R p_j + t`` with shape ``[..., J, 3]``, in float64.
+    ``differentiable=True`` (training losses): the transform is still fitted in float64
+    without gradient (the SVD never enters backward), then applied to ``pred`` in its own
+    dtype so that gradients flow to ``pred``.
+    """
+    p, q = _pair(pred, target)
+    if differentiable:
+        with torch.no_grad():
+            s, R, mu_p, mu_q = _similarity(p, q, eps)
+            A = (s[..., None, None] * R.transpose(-1, -2)).to(pred.dtype)  # x -> x @ A
+            mu_p, mu_q = mu_p.to(pred.dtype), mu_q.to(pred.dtype)
+        return (pred - mu_p) @ A + mu_q
+    s, R, mu_p, mu_q = _similarity(p, q, eps)
+    return s[..., None, None] * ((p - mu_p) @ R.transpose(-1, -2)) + mu_q
 
 
 def pa_mpjpe(pred, target) -> torch.Tensor:

@@ -35,28 +35,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from .metrics import accel_error, mpjpe, pa_mpjpe, pel_mpjpe
-
-
-def aligned_to_target(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``pred [..., J, 3]`` moved by the Procrustes similarity transform (scale, rotation,
-    translation) that best aligns it to ``target``; the transform is computed without gradient
-    (so the SVD never enters backward) and applied differentiably to ``pred``."""
-    with torch.no_grad():
-        p, q = pred.detach().double(), target.detach().double()
-        mu_p, mu_q = p.mean(-2, keepdim=True), q.mean(-2, keepdim=True)
-        X, Y = p - mu_p, q - mu_q
-        U, S, Vh = torch.linalg.svd(X.transpose(-1, -2) @ Y)
-        V = Vh.transpose(-1, -2)
-        d = torch.sign(torch.linalg.det(V @ U.transpose(-1, -2)))
-        d = torch.where(d == 0, torch.ones_like(d), d)
-        D = torch.ones_like(S)
-        D[..., -1] = d
-        R = V @ (D[..., :, None] * U.transpose(-1, -2))
-        scale = (S * D).sum(-1) / (X * X).sum((-1, -2)).clamp_min(1e-12)
-        A = (scale[..., None, None] * R.transpose(-1, -2)).to(pred.dtype)  # x -> x @ A
-        mu_p, mu_q = mu_p.to(pred.dtype), mu_q.to(pred.dtype)
-    return (pred - mu_p) @ A + mu_q
+from .metrics import accel_error, mpjpe, pa_mpjpe, pel_mpjpe, procrustes_align
 
 __all__ = ["PoseTask", "DEFAULT_LOSS_WEIGHTS", "unpack_pose_batch", "mean_pose_prediction",
            "pose_metric_sums"]
@@ -167,7 +146,7 @@ class PoseTask:
         jl = diff.abs() if self.joint_loss == "l1" else diff.square()
         terms = {"joints": _masked_mean(jl, has_j)}
         if self.weights["pa_joints"]:
-            pa = aligned_to_target(pj, tj) - tj
+            pa = procrustes_align(pj, tj, differentiable=True) - tj
             terms["pa_joints"] = _masked_mean(pa.abs() if self.joint_loss == "l1" else pa.square(), has_j)
         # translation: SMPL transl where given, else the pelvis position from the joints
         tr_smpl = (output["transl"].float() - tgt["transl"].float()).abs()
