@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from spikevideoformer.layers import LIF, LIFParams, lif_multistep, lif_reference
+from spikevideoformer.layers import LIF, LIFParams, lif_multistep, lif_reference, lif_backends
 
 
 def loop_lif(x, tau=2.0, v_th=1.0, v_reset=0.0, soft=False, d=1):
@@ -100,21 +100,22 @@ def test_bad_input():
 
 
 # ----------------------------------------------------------------- backends (native C / torch)
-from spikevideoformer.layers import neuron as neuron_mod  # noqa: E402
+from spikevideoformer.layers import _lif_native  # noqa: E402
 
-BACKENDS = ["torch"] + (["native"] if neuron_mod._native_lib() is not None else [])
+BACKENDS = ["torch"] + (["native"] if _lif_native._native_lib() is not None else [])
 VARIANTS = [dict(), dict(soft_reset=True), dict(detach_reset=False), dict(spike_max=4),
             dict(v_reset=-0.2, v_th=0.7), dict(soft_reset=True, detach_reset=False),
             dict(decay_input=False), dict(spike_max=3, detach_reset=False),
             dict(decay_input=False, v_reset=0.3, spike_max=2), dict(tau=3.0, alpha=2.0),
-            dict(v_reset=0.1, detach_reset=False), dict(soft_reset=True, decay_input=False)]
+            dict(v_reset=0.1, detach_reset=False), dict(soft_reset=True, decay_input=False),
+            dict(temporal_state=False), dict(temporal_state=False, spike_max=2)]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    old = neuron_mod.set_lif_backend(request.param)
+    old = lif_backends.set_lif_backend(request.param)
     yield request.param
-    neuron_mod.set_lif_backend(old)
+    lif_backends.set_lif_backend(old)
 
 
 @pytest.mark.parametrize("T", [1, 3, 16, 64])
@@ -123,7 +124,7 @@ def test_backend_equals_reference(backend, T, kw):
     p = LIFParams(**kw)
     x = (torch.randn(T, 2, 3, 37) * 2 + 0.5).requires_grad_()
     x2 = x.detach().clone().requires_grad_()
-    assert neuron_mod.lif_backend_for(x, p) == backend
+    assert lif_backends.lif_backend_for(x, p) == backend
     y, y2 = lif_multistep(x, p), lif_reference(x2, p)
     assert torch.equal(y, y2)  # bit-exact spikes
     with torch.no_grad():  # inference path (no saved membrane) is bit-exact too
@@ -140,14 +141,14 @@ def test_backends_agree_on_large_threaded_input():
     g = torch.randn_like(x)
     out = {}
     for b in BACKENDS:
-        old = neuron_mod.set_lif_backend(b)
+        old = lif_backends.set_lif_backend(b)
         try:
             x.grad = None
             y = lif_multistep(x, LIFParams())
             y.backward(g)
             out[b] = (y.detach(), x.grad.clone())
         finally:
-            neuron_mod.set_lif_backend(old)
+            lif_backends.set_lif_backend(old)
     y0, g0 = out["torch"]
     for y, gx in out.values():
         assert torch.equal(y, y0)
@@ -160,7 +161,7 @@ def test_non_contiguous_and_other_dtypes(backend):
     assert torch.equal(lif_multistep(x, LIFParams()), lif_reference(x))
     xd = x.double().requires_grad_()
     xd2 = xd.detach().clone().requires_grad_()
-    assert neuron_mod.lif_backend_for(xd) == "torch"  # float64 always uses the torch backend
+    assert lif_backends.lif_backend_for(xd) == "torch"  # float64 always uses the torch backend
     y, y2 = lif_multistep(xd, LIFParams()), lif_reference(xd2)
     assert torch.equal(y, y2)
     y.sum().backward()
@@ -173,7 +174,7 @@ def test_tensor_threshold_uses_torch_backend():
     p = LIFParams(v_th=th)
     x = (torch.randn(6, 3, 4) * 2 + 0.5).requires_grad_()
     x2 = x.detach().clone().requires_grad_()
-    assert neuron_mod.lif_backend_for(x, p) == "torch"
+    assert lif_backends.lif_backend_for(x, p) == "torch"
     y, y2 = lif_multistep(x, p), lif_reference(x2, p)
     assert torch.equal(y, y2)
     y.sum().backward()
@@ -209,11 +210,12 @@ def test_create_graph_keeps_the_membrane(backend):
 
 
 def test_backend_selection_api():
-    assert neuron_mod.get_lif_backend() in neuron_mod.LIF_BACKENDS
+    assert lif_backends.get_lif_backend() in lif_backends.LIF_BACKENDS
     with pytest.raises(ValueError, match="backend"):
-        neuron_mod.set_lif_backend("fortran")
-    avail = neuron_mod.available_lif_backends()
-    assert avail["torch"] == "ok" and set(avail) == {"torch", "native", "triton"}
+        lif_backends.set_lif_backend("fortran")
+    avail = lif_backends.available_lif_backends()
+    assert avail["torch"] == avail["reference"] == "ok"
+    assert set(avail) == {"reference", "torch", "native", "triton"}
 
 
 def test_compact_spike_storage_is_exact_and_smaller():
@@ -262,8 +264,6 @@ def test_native_lif_threads_are_joined_before_fork():
     """A forked child (DataLoader worker) must not inherit the native LIF thread pool."""
     import os
     import threading
-
-    from spikevideoformer.layers import _lif_native
 
     if _lif_native._native_lib() is None:
         pytest.skip("no C compiler: the native backend is not in use")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..layers.blocks import SpikeAttention
+from ..layers.inference_neuron import InferenceLIF
 from ..layers.neuron import LIF
 
 __all__ = ["Tracer", "neuron_unit", "model_spike_max", "spike_counts", "STAGE_OF", "stage_of",
@@ -46,15 +47,11 @@ def stage_of(name: str) -> str:
 
 
 def _is_neuron(m: nn.Module) -> bool:
-    from ..deploy.fold import InferenceLIF
-
     return isinstance(m, (LIF, InferenceLIF))
 
 
 def neuron_unit(m: nn.Module) -> float | None:
     """Value of one spike in a neuron's output (``1/D`` normalised, 1 integer), None if not a neuron."""
-    from ..deploy.fold import InferenceLIF
-
     if isinstance(m, InferenceLIF):
         return m.out_scale
     if isinstance(m, LIF):

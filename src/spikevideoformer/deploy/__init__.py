@@ -4,10 +4,9 @@
     deployed = fold(model)                       # RepConv → 3×3 conv, BN absorbed, thresholds
     export_model(deployed, example, "svf.pt2")   # torch.export (fixed T), or format="onnx"
 """
+from ..layers.inference_neuron import InferenceLIF, lif_inference
 from .export import EXPORT_FORMATS, InferenceWrapper, export_model, load_exported
-from .fold import (
-    InferenceLIF, bn_affine, fold, fold_conv_bn, fold_repconv, is_folded, lif_inference,
-)
+from .fold import bn_affine, fold, fold_conv_bn, fold_repconv, is_folded
 
 __all__ = [
     "fold", "is_folded", "InferenceLIF", "lif_inference", "fold_conv_bn", "fold_repconv",

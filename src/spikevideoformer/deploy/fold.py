@@ -35,13 +35,13 @@ computed in float64 and cast to the model's dtype.
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import torch
 from torch import nn
 
 from ..layers.blocks import MLP, ConvBlock, DownSampling, SepConv, SpikeAttention
-from ..layers.neuron import LIF, LIFParams, lif_multistep
+from ..layers.inference_neuron import InferenceLIF, lif_inference
+from ..layers.neuron import LIF
 from ..layers.repconv import BNAndPad, RepConv
 
 __all__ = [
@@ -70,121 +70,6 @@ _SPIKE_CONSUMERS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (MLP, "fc1_lif", ("fc1_conv",)),
     (MLP, "fc2_lif", ("fc2_conv",)),
 )
-
-
-# --------------------------------------------------------------------------- the neuron
-def lif_inference(x: torch.Tensor, p: LIFParams, v_th: float | torch.Tensor | None = None,
-                  unit: torch.Tensor | None = None, normalise: bool = True) -> torch.Tensor:
-    """Multi-step LIF forward (docs/design.md §1) as a plain loop over ``x: [T, ...]``, no autograd Function.
-
-    Same operations, in the same order, as ``layers.neuron.LIFFunction.forward``, so an
-    unchanged neuron gives bit-identical spikes. ``v_th`` overrides ``p.v_th`` (a tensor
-    broadcastable to ``x[t]`` gives per-channel thresholds). For Integer-LIF, ``unit`` (per
-    channel) is the membrane value of one spike: ``s = clamp(round(h / unit), 0, D)``, reset
-    ``v = h - s · unit`` — i.e. D thresholds at ``(j - 1/2) · unit`` (ties round half to even
-    as ``torch.round``). ``normalise`` returns ``s / D`` (training convention) or the integer
-    count ``s``. Binary spikes are 0/1 either way.
-    """
-    th = p.v_th if v_th is None else v_th
-    d = p.spike_max
-    v = torch.full_like(x[0], p.v_reset)
-    out = []
-    for t in range(x.shape[0]):
-        xt = x[t]
-        # membrane charge: layers._lif_common._charge
-        if p.decay_input:
-            h = v + (xt - v) / p.tau if p.v_reset == 0.0 else v + (xt - (v - p.v_reset)) / p.tau
-        else:
-            h = v - v / p.tau + xt if p.v_reset == 0.0 else v - (v - p.v_reset) / p.tau + xt
-        if d == 1:
-            s = (h >= th).to(x.dtype)
-            v = h - s * th if p.soft_reset else h * (1.0 - s) + p.v_reset * s
-            out.append(s)
-        else:
-            if unit is None:
-                s = torch.clamp(torch.round(h), 0, d)
-                v = h - s
-            else:
-                s = torch.clamp(torch.round(h / unit), 0, d)
-                v = h - s * unit
-            out.append(s / d if normalise else s)
-    return torch.stack(out)
-
-
-def _tracing() -> bool:
-    """True while torch.export / torch.compile / torch.jit trace the model."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-
-
-class InferenceLIF(nn.Module):
-    """Deployed LIF / Integer-LIF on ``[T, B, C, ...]`` (docs/design.md §1, §6.3), exportable.
-
-    Input map (per channel ``c``, buffers shaped ``[C, 1, 1]``): ``x' = sign[c]·x + bias[c]``
-    with ``sign ∈ {+1, -1, 0}`` — a sign flip is an addition turned into a subtraction, so the
-    neuron stays addition-only. Then the LIF of ``params`` runs with the (per-channel)
-    threshold ``v_th`` and, for Integer-LIF, the per-channel spike ``unit``. ``normalise``
-    False makes an Integer-LIF emit integer counts (its ``1/D`` was moved into the next layer).
-    Built by :func:`fold`; ``InferenceLIF.from_lif(lif)`` converts a ``LIF`` unchanged.
-    """
-
-    def __init__(self, params: LIFParams, temporal_state: bool = True,
-                 v_th: torch.Tensor | float | None = None, sign: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None, unit: torch.Tensor | None = None,
-                 normalise: bool = True) -> None:
-        super().__init__()
-        self.params = params
-        self.temporal_state = bool(temporal_state)
-        self.normalise = bool(normalise)
-        th = params.v_th if v_th is None else v_th
-        if isinstance(th, torch.Tensor):
-            self.register_buffer("v_th", th.detach().clone())
-        else:
-            self.v_th = float(th)
-        self.register_buffer("sign", None if sign is None else sign.detach().clone())
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
-        self.register_buffer("unit", None if unit is None else unit.detach().clone())
-
-    @classmethod
-    def from_lif(cls, lif: LIF) -> "InferenceLIF":
-        """Same neuron, inference implementation (bit-identical spikes)."""
-        return cls(lif.params, lif.temporal_state)
-
-    @property
-    def spike_max(self) -> int:
-        return self.params.spike_max
-
-    @property
-    def out_scale(self) -> float:
-        """Value of one spike in the output: ``1/D`` (normalised) or 1 (integer counts)."""
-        return 1.0 / self.params.spike_max if self.normalise else 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        if not self.temporal_state:  # ablation: membrane reset at every frame
-            x = x.reshape(1, -1, *x.shape[2:])
-        if self.sign is not None:
-            x = x * self.sign
-        if self.bias is not None:
-            x = x + self.bias
-        if self.unit is None and (self.normalise or self.spike_max == 1) and not _tracing():
-            # the library's functional core (fast kernels); same arithmetic as lif_inference
-            p = self.params
-            if isinstance(self.v_th, torch.Tensor):
-                p = dataclasses.replace(p, v_th=self.v_th)
-            y = lif_multistep(x, p)
-        else:  # exportable plain loop (per-channel spike unit, integer output, tracing)
-            y = lif_inference(x, self.params, self.v_th, self.unit, self.normalise)
-        return y.reshape(shape)
-
-    def extra_repr(self) -> str:
-        p = self.params
-        th = "per-channel" if isinstance(self.v_th, torch.Tensor) else f"{self.v_th}"
-        s = f"tau={p.tau}, v_th={th}, v_reset={p.v_reset}"
-        if p.spike_max > 1:
-            s += f", spike_max={p.spike_max}" + ("" if self.normalise else ", integer output")
-        if self.sign is not None or self.bias is not None:
-            s += ", folded input map"
-        return s
 
 
 # --------------------------------------------------------------------------- conv / BN folds

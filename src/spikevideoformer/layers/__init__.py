@@ -1,4 +1,5 @@
-"""Building blocks of the model: spiking neurons (LIF, Integer-LIF), attention cores and
+"""Building blocks of the model: spiking neurons (LIF, Integer-LIF; ``neuron.py``, its fast
+backends behind ``lif_backends.py``, the deployed ``InferenceLIF``), attention cores and
 token groupings, RepConv, and the backbone's blocks (see docs/design.md §1-§3).
 
 It depends only on PyTorch (Triton optionally, for the GPU LIF kernels) and imports no other
@@ -11,11 +12,18 @@ from .attention import (
 from .blocks import (
     ATTENTIONS, DESIGNS, MLP, ConvBlock, DownSampling, SepConv, SpikeAttention, TransformerBlock,
 )
-from .neuron import LIF, LIFFunction, LIFParams, NeuronSpec, lif_multistep, lif_reference
+from .inference_neuron import InferenceLIF, lif_inference
+from .lif_backends import get_lif_backend, set_lif_backend
+from .neuron import (
+    LIF, LIFFunction, LIFParams, NeuronParams, NeuronSpec, compact_spike_storage, lif_multistep,
+    lif_reference,
+)
 from .repconv import BNAndPad, RepConv, bn_zero_response
 
 __all__ = [
-    "LIF", "LIFFunction", "LIFParams", "NeuronSpec", "lif_multistep", "lif_reference",
+    "NeuronParams", "LIF", "LIFFunction", "LIFParams", "NeuronSpec", "lif_multistep",
+    "lif_reference", "InferenceLIF", "lif_inference", "get_lif_backend", "set_lif_backend",
+    "compact_spike_storage",
     "GROUPINGS", "to_tokens", "from_tokens", "hamming_linear", "dot_linear", "softmax_attention",
     "hamming_explicit", "dot_explicit", "resolve_scale", "ATTENTIONS", "DESIGNS", "MLP",
     "ConvBlock", "DownSampling", "SepConv", "SpikeAttention", "TransformerBlock", "BNAndPad",

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from typing import TYPE_CHECKING
 
 import torch
 
-from ._lif_common import LIFParams
+if TYPE_CHECKING:
+    from .neuron import NeuronParams
 
 _NATIVE_SRC = r"""
 /* spikevideoformer multi-step LIF kernels (float32). Built with -ffp-contract=off and no
@@ -49,7 +51,7 @@ static inline float svf_exp(float x) {
     return y * u.f;
 }
 
-/* charge: the operations, in the order, of layers._lif_common._charge */
+/* charge: the operations, in the order, of layers.neuron.charge */
 #define CHARGE(vv, xx) (decay ? (vr0 ? (vv) + ((xx) - (vv)) / tau              \
                                      : (vv) + ((xx) - ((vv) - vr)) / tau)      \
                               : (vr0 ? (vv) - (vv) / tau + (xx)                \
@@ -292,12 +294,12 @@ def _run_chunks(fn, args_before, args_after, T: int, N: int) -> None:
         f.result()
 
 
-def _mode(p: LIFParams) -> int:
+def _mode(p: NeuronParams) -> int:
     return (int(p.decay_input) | (int(p.soft_reset) << 1) | (int(p.detach_reset) << 2)
             | (int(p.v_reset == 0.0) << 3))
 
 
-def _native_forward(x: torch.Tensor, p: LIFParams, store_h: bool):
+def _native_forward(x: torch.Tensor, p: NeuronParams, store_h: bool):
     lib = _native_lib()
     x = x.contiguous()
     T = x.shape[0]
@@ -310,7 +312,7 @@ def _native_forward(x: torch.Tensor, p: LIFParams, store_h: bool):
     return s, h
 
 
-def _native_backward(g: torch.Tensor, h: torch.Tensor, p: LIFParams) -> torch.Tensor:
+def _native_backward(g: torch.Tensor, h: torch.Tensor, p: NeuronParams) -> torch.Tensor:
     lib = _native_lib()
     g = g.contiguous()
     T = h.shape[0]

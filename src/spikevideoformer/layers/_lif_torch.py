@@ -1,42 +1,32 @@
-"""PyTorch backend of the fused LIF: preallocated buffers, any device/dtype (docs/design.md §1)."""
+"""PyTorch backend of the fused LIF: preallocated buffers, any device / dtype (docs/design.md §1).
+
+Forward: ``neuron.charge`` into the stored ``h[t]``, then fire and reset in place (the
+operations, in the order, of ``neuron.fire`` / ``neuron.reset``). Backward: reverse-time loop
+of the surrogate gradient (eqs. (1.6), (1.8)), written into the saved ``h``.
+"""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
-from ._lif_common import LIFParams
+if TYPE_CHECKING:
+    from .neuron import NeuronParams
 
-def _torch_forward(x: torch.Tensor, p: LIFParams, store_h: bool):
-    """Forward loop with preallocated buffers; the ops and their order equal ``lif_reference``.
 
-    Returns ``(spikes, h)`` (``h`` is None unless ``store_h``).
-    """
+def torch_forward(x: torch.Tensor, p: NeuronParams, store_h: bool):
+    """Forward loop with preallocated buffers; returns ``(spikes, h)`` (``h`` None unless stored)."""
+    from .neuron import charge  # neuron.py imports the dispatcher that imports this module
+
     T = x.shape[0]
     s_seq = torch.empty_like(x, memory_format=torch.contiguous_format)
     h_seq = torch.empty_like(s_seq) if store_h else None
     h_tmp = None if store_h else torch.empty_like(s_seq[0])
     v = torch.full_like(s_seq[0], p.v_reset)
     tmp = torch.empty_like(v)
-    d, tau, vr, th = p.spike_max, p.tau, p.v_reset, p.v_th
+    d, vr, th = p.spike_max, p.v_reset, p.v_th
     for t in range(T):
-        h = h_seq[t] if store_h else h_tmp
-        xt = x[t]
-        # charge (same operations as _charge)
-        if p.decay_input:
-            if vr == 0.0:
-                torch.sub(xt, v, out=tmp)
-            else:
-                torch.sub(v, vr, out=tmp)
-                torch.sub(xt, tmp, out=tmp)
-            tmp.div_(tau)
-            torch.add(v, tmp, out=h)
-        else:
-            if vr == 0.0:
-                torch.div(v, tau, out=tmp)
-            else:
-                torch.sub(v, vr, out=tmp)
-                tmp.div_(tau)
-            torch.sub(v, tmp, out=h)
-            h.add_(xt)
+        h = charge(x[t], v, p, out=h_seq[t] if store_h else h_tmp)
         st = s_seq[t]
         if d == 1:
             torch.ge(h, th, out=st)
@@ -57,7 +47,7 @@ def _torch_forward(x: torch.Tensor, p: LIFParams, store_h: bool):
     return s_seq, h_seq
 
 
-def _torch_backward(g: torch.Tensor, h_seq: torch.Tensor, p: LIFParams) -> torch.Tensor:
+def torch_backward(g: torch.Tensor, h_seq: torch.Tensor, p: NeuronParams) -> torch.Tensor:
     """Reverse-time loop; overwrites ``h_seq`` with the input gradient and returns it."""
     T = h_seq.shape[0]
     d, tau, th, alpha = p.spike_max, p.tau, p.v_th, p.alpha

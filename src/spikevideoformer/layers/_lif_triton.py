@@ -1,10 +1,12 @@
-"""Triton kernels of the multi-step LIF (CUDA, float32); imported lazily by ``neuron.py``.
+"""Triton kernels of the multi-step LIF (CUDA, float32); imported lazily by ``lif_backends.py``.
 
-Same layout and equations as the native C kernel there: each program owns ``BLOCK`` neurons
-and loops over time. The charge uses IEEE-rounded division (``div_rn``) so the spikes are
-bit-identical to PyTorch's. Backward writes the input gradient into the saved ``h`` buffer.
+Same layout and equations as the native C kernel (``_lif_native.py``): each program owns
+``BLOCK`` neurons and loops over time. The charge is ``neuron.charge`` (docs/design.md eqs.
+(1.1)/(1.5)) with IEEE-rounded division (``div_rn``), so the spikes are bit-identical to
+PyTorch's. Backward writes the input gradient into the saved ``h`` buffer.
 (No ``from __future__ import annotations`` here: Triton reads the ``tl.constexpr`` hints.)
 """
+import torch
 import triton
 import triton.language as tl
 
@@ -92,3 +94,36 @@ def lif_bwd_kernel(g_ptr, h_ptr, T, N, tau, vth, vr, alpha, DECAY: tl.constexpr,
         else:
             tl.store(h_ptr + o, gh, mask=mask)
         gv = gh - gx
+
+
+BLOCK = 512
+
+
+def triton_forward(x: torch.Tensor, p, store_h: bool):
+    """``(spikes, h)`` of ``lif_fwd_kernel`` (``h`` None unless ``store_h``); ``p``: NeuronParams."""
+    x = x.contiguous()
+    T = x.shape[0]
+    N = x.numel() // T
+    s = torch.empty_like(x)
+    h = torch.empty_like(x) if store_h else s  # dummy pointer when not stored
+    grid = (triton.cdiv(N, BLOCK),)
+    with torch.cuda.device(x.device):
+        lif_fwd_kernel[grid](x, h, s, T, N, float(p.tau), float(p.v_th), float(p.v_reset),
+                             DECAY=bool(p.decay_input), SOFT=bool(p.soft_reset),
+                             VR0=p.v_reset == 0.0, D=int(p.spike_max), STORE=store_h,
+                             BLOCK=BLOCK)
+    return s, (h if store_h else None)
+
+
+def triton_backward(g: torch.Tensor, h: torch.Tensor, p) -> torch.Tensor:
+    """``lif_bwd_kernel``: overwrites ``h`` with the input gradient and returns it."""
+    g = g.contiguous()
+    T = h.shape[0]
+    N = h.numel() // T
+    grid = (triton.cdiv(N, BLOCK),)
+    with torch.cuda.device(h.device):
+        lif_bwd_kernel[grid](g, h, T, N, float(p.tau), float(p.v_th), float(p.v_reset),
+                             float(p.alpha), DECAY=bool(p.decay_input),
+                             SOFT=bool(p.soft_reset), DETACH=bool(p.detach_reset),
+                             D=int(p.spike_max), BLOCK=BLOCK)
+    return h

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..layers.blocks import ATTENTIONS, DESIGNS, ConvBlock, DownSampling, TransformerBlock
-from ..layers.neuron import NeuronSpec
+from ..layers.neuron import NeuronParams
 
 __all__ = ["SpikeVideoFormer", "check_video"]
 
@@ -68,7 +68,7 @@ class SpikeVideoFormer(nn.Module):
         in_chans: input channels (3 for RGB, 2 for event frames).
         attention: ``"hamming"`` (SDHA), ``"dot"`` (SDSA) or ``"softmax"`` (ANN counterpart).
         design: ``"joint"``, ``"spatial"``, ``"factorized"`` or ``"hierarchical"`` (docs/design.md §3.6).
-        neuron: :class:`NeuronSpec` (LIF/Integer-LIF, or ReLU for the ANN counterpart).
+        neuron: :class:`NeuronParams` (LIF/Integer-LIF, or ReLU for the ANN counterpart).
         heads, mlp_ratio, depths: 8, 4 and (6, 2) transformer blocks in stages 3 and 4.
         scale: attention scale (``"1/(2C)"``, ``"1/8"``, ``"1/sqrt(d)"`` or a float).
         kd: also build the distillation head ``head_kd`` (output = mean of both heads).
@@ -76,7 +76,7 @@ class SpikeVideoFormer(nn.Module):
 
     def __init__(self, embed_dim: Sequence[int] = (64, 128, 256, 360), num_classes: int = 1000,
                  in_chans: int = 3, attention: str = "hamming", design: str = "joint",
-                 neuron: NeuronSpec | None = None, heads: int = 8, mlp_ratio: int = 4,
+                 neuron: NeuronParams | None = None, heads: int = 8, mlp_ratio: int = 4,
                  depths: Sequence[int] = (6, 2), scale: str | float | None = None,
                  kd: bool = False) -> None:
         super().__init__()
@@ -94,7 +94,7 @@ class SpikeVideoFormer(nn.Module):
             raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
         if in_chans < 1:
             raise ValueError(f"in_chans must be >= 1, got {in_chans}")
-        neuron = neuron or NeuronSpec()
+        neuron = neuron or NeuronParams()
         self.embed_dim, self.in_chans, self.num_classes = embed_dim, in_chans, num_classes
         self.attention, self.design, self.neuron = attention, design, neuron
         c0, c1, c2, c3 = embed_dim

@@ -4,10 +4,9 @@ Sizes follow docs/design.md §2.6: ``embed_dim = (c0, c1, c2, c3)``, 8 heads, ML
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
-from ..layers.neuron import NeuronSpec
+from ..layers.neuron import NeuronParams
 from .backbone import SpikeVideoFormer
 
 __all__ = ["MODEL_SIZES", "list_models", "create_model", "make_neuron_spec"]
@@ -25,31 +24,15 @@ def list_models() -> list[str]:
     return list(MODEL_SIZES)
 
 
-def make_neuron_spec(neuron: str | dict | NeuronSpec = "lif", spike_max: int | None = None,
-                     temporal_state: bool | None = None) -> NeuronSpec:
-    """Build a :class:`NeuronSpec` from ``"lif"``/``"relu"``, a dict of its fields, or a spec."""
-    if isinstance(neuron, NeuronSpec):
-        kw = {f.name: getattr(neuron, f.name) for f in fields(NeuronSpec)}
-    elif isinstance(neuron, str):
-        kw = {"kind": neuron}
-    elif isinstance(neuron, dict):
-        valid = {f.name for f in fields(NeuronSpec)}
-        bad = sorted(set(neuron) - valid)
-        if bad:
-            raise ValueError(f"unknown neuron option(s) {bad}; valid: {sorted(valid)}")
-        kw = dict(neuron)
-    else:
-        raise TypeError(f"neuron must be a str, dict or NeuronSpec, got {type(neuron).__name__}")
-    if spike_max is not None:
-        kw["spike_max"] = spike_max
-    if temporal_state is not None:
-        kw["temporal_state"] = temporal_state
-    return NeuronSpec(**kw)
+def make_neuron_spec(neuron: str | dict | NeuronParams = "lif", spike_max: int | None = None,
+                     temporal_state: bool | None = None) -> NeuronParams:
+    """:class:`NeuronParams` from ``"lif"``/``"relu"``, a dict of its fields, or params."""
+    return NeuronParams.build(neuron, spike_max=spike_max, temporal_state=temporal_state)
 
 
 def create_model(name: str, *, num_classes: int = 1000, attention: str = "hamming",
                  design: str = "joint", embed_dim=None, in_chans: int = 3,
-                 neuron: str | dict | NeuronSpec = "lif", spike_max: int | None = None,
+                 neuron: str | dict | NeuronParams = "lif", spike_max: int | None = None,
                  temporal_state: bool | None = None, **kw: Any) -> SpikeVideoFormer:
     """Build a registered SpikeVideoFormer.
 
