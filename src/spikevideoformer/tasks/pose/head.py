@@ -20,7 +20,7 @@ synthetic task).
 
 Every linear / convolution of the head sees spikes (a LIF precedes it), as in the backbone's
 blocks; the residual stream carries real-valued membrane inputs. All neurons are built with the
-backbone's :class:`~spikevideoformer.layers.NeuronSpec` (``backbone.neuron.make()``), so the
+backbone's :class:`~spikevideoformer.layers.NeuronParams` (``backbone.neuron.make()``), so the
 ANN counterpart (ReLU) and the "no temporal state" ablation carry over to the head. Neuron state
 lives only inside one forward call.
 

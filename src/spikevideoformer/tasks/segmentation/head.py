@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...layers.neuron import NeuronSpec
+from ...layers.neuron import NeuronParams
 from ...models.backbone import SpikeVideoFormer, check_video
 
 __all__ = ["SpikeSegHead", "SegSpikeVideoFormer", "DECODER_DIMS", "default_decoder_dim", "head_parameter_count"]
@@ -72,7 +72,7 @@ def _per_frame(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class _Lateral(nn.Module):
     """One stage's branch: LIF → 1×1 conv (no bias) → BN."""
 
-    def __init__(self, cin: int, dim: int, neuron: NeuronSpec) -> None:
+    def __init__(self, cin: int, dim: int, neuron: NeuronParams) -> None:
         super().__init__()
         self.lif = neuron.make()
         self.conv = nn.Conv2d(cin, dim, 1, bias=False)
@@ -89,7 +89,7 @@ class SpikeSegHead(nn.Module):
         in_channels: channels of the stage features ``(c0, c1, c2, c3)``.
         num_classes: K, the number of segmentation classes.
         decoder_dim: width ``d`` of the fused features.
-        neuron: how to build the neurons (the backbone's :class:`NeuronSpec`; ``spike_max=4``
+        neuron: how to build the neurons (the backbone's :class:`NeuronParams`; ``spike_max=4``
             gives Integer-LIF as in the paper's segmentation model).
         upsample: ``"nearest"`` (default; addition-only) or ``"bilinear"`` for the lateral
             features before the sum.
@@ -100,7 +100,7 @@ class SpikeSegHead(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, decoder_dim: int,
-                 neuron: NeuronSpec | None = None, upsample: str = "nearest",
+                 neuron: NeuronParams | None = None, upsample: str = "nearest",
                  residual: bool = True) -> None:
         super().__init__()
         if int(num_classes) < 1:
@@ -109,7 +109,7 @@ class SpikeSegHead(nn.Module):
             raise ValueError(f"decoder_dim must be >= 1, got {decoder_dim}")
         if upsample not in ("nearest", "bilinear"):
             raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}")
-        neuron = neuron or NeuronSpec()
+        neuron = neuron or NeuronParams()
         self.in_channels = tuple(int(c) for c in in_channels)
         self.num_classes, self.decoder_dim, self.upsample = int(num_classes), int(decoder_dim), upsample
         self.residual = bool(residual)
