@@ -77,8 +77,10 @@ def main() -> int:
         from spikevideoformer.cli import bench
         p = argparse.ArgumentParser()
         bench.add_arguments(p)
-        bench.run(p.parse_args(["--device", "cuda", "--threads", "0", "--out", a.out,
-                                *a.bench_args]))
+        bench_args = p.parse_args(["--device", "cuda", "--threads", "0", "--out", a.out, *a.bench_args])
+        if bench.run(bench_args) == 0:
+            from bench_goals import judge_folder  # this folder: the efficiency targets
+            judge_folder(a.out, markdown=bench_args.markdown)
     return 1 if bad else 0
 
 

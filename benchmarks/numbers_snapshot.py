@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    Path(args.out).write_text(json.dumps(snapshot(), indent=1, sort_keys=True))
+    from spikevideoformer.atomic import write_text
+    write_text(args.out, json.dumps(snapshot(), indent=1, sort_keys=True))
     print(f"wrote {args.out}")
     return 0
 

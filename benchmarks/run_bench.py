@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Run the ``svf bench`` benchmarks without the console script (same arguments).
+"""Run the ``svf bench`` benchmarks without the console script (same arguments), then judge
+the efficiency goals (``bench_goals.py``) on the result.
 
     python benchmarks/run_bench.py                 # the documented CPU run (~4-5 min, 2 cores)
     python benchmarks/run_bench.py --quick         # few-second smoke run
@@ -9,11 +10,20 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "src"))
+sys.path.insert(0, HERE)
 
 from spikevideoformer.cli import bench  # noqa: E402
+
+from bench_goals import judge_folder  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="run_bench", description=bench.__doc__.splitlines()[0])
     bench.add_arguments(parser)
-    sys.exit(bench.run(parser.parse_args()))
+    args = parser.parse_args()
+    rc = bench.run(args)
+    if rc == 0 and os.path.isfile(os.path.join(args.out, "bench_summary.csv")):
+        print()
+        judge_folder(args.out, markdown=args.markdown)
+    sys.exit(rc)

@@ -127,3 +127,14 @@ def test_checkpoint_files(tmp_path, monkeypatch):
                        old=old["model.safetensors"])
     assert {p.name: p.read_bytes() for p in (tmp_path / "last").iterdir()} == old
 
+
+
+def test_bench_csv_writer_is_the_core(tmp_path, monkeypatch):
+    from spikevideoformer.analysis.bench import report
+
+    target = tmp_path / "bench_x.csv"
+    _old_file_survives(monkeypatch, target, lambda: report.write_csv(target, [{"a": 0.1234567891}]))
+    report.write_csv(target, [{"a": 0.1234567891}])
+    assert target.read_bytes() == b"a\r\n0.123457\r\n"
+    report.write_csv(tmp_path / "none.csv", [])  # no rows, no file
+    assert not (tmp_path / "none.csv").exists()

@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.benchmark import DESIGNS, QUICK, BenchConfig, format_report, run_benchmarks
+    from ..analysis.bench import QUICK, BenchConfig, format_report, run_benchmarks
+    from ..analysis.bench import VARIANTS as DESIGNS  # the designs and the ANN counterpart
 
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     bad = [s for s in sections if s not in ("lif", "train", "scaling")]
