@@ -96,7 +96,7 @@ def lif_bwd_kernel(g_ptr, h_ptr, T, N, tau, vth, vr, alpha, DECAY: tl.constexpr,
         gv = gh - gx
 
 
-BLOCK = 512
+NEURONS_PER_PROGRAM = 512  # the kernels' BLOCK
 
 
 def triton_forward(x: torch.Tensor, p, store_h: bool):
@@ -106,12 +106,12 @@ def triton_forward(x: torch.Tensor, p, store_h: bool):
     N = x.numel() // T
     s = torch.empty_like(x)
     h = torch.empty_like(x) if store_h else s  # dummy pointer when not stored
-    grid = (triton.cdiv(N, BLOCK),)
+    grid = (triton.cdiv(N, NEURONS_PER_PROGRAM),)
     with torch.cuda.device(x.device):
         lif_fwd_kernel[grid](x, h, s, T, N, float(p.tau), float(p.v_th), float(p.v_reset),
                              DECAY=bool(p.decay_input), SOFT=bool(p.soft_reset),
                              VR0=p.v_reset == 0.0, D=int(p.spike_max), STORE=store_h,
-                             BLOCK=BLOCK)
+                             BLOCK=NEURONS_PER_PROGRAM)
     return s, (h if store_h else None)
 
 
@@ -120,10 +120,10 @@ def triton_backward(g: torch.Tensor, h: torch.Tensor, p) -> torch.Tensor:
     g = g.contiguous()
     T = h.shape[0]
     N = h.numel() // T
-    grid = (triton.cdiv(N, BLOCK),)
+    grid = (triton.cdiv(N, NEURONS_PER_PROGRAM),)
     with torch.cuda.device(h.device):
         lif_bwd_kernel[grid](g, h, T, N, float(p.tau), float(p.v_th), float(p.v_reset),
                              float(p.alpha), DECAY=bool(p.decay_input),
                              SOFT=bool(p.soft_reset), DETACH=bool(p.detach_reset),
-                             D=int(p.spike_max), BLOCK=BLOCK)
+                             D=int(p.spike_max), BLOCK=NEURONS_PER_PROGRAM)
     return h
