@@ -6,6 +6,7 @@ from spikevideoformer.layers import (
     GROUPINGS, SpikeAttention, NeuronSpec, dot_explicit, dot_linear, from_tokens,
     hamming_explicit, hamming_linear, resolve_scale, to_tokens,
 )
+from spikevideoformer.layers.blocks import AttentionBranch
 
 
 def spikes(*shape, p=0.3):
@@ -98,5 +99,12 @@ def test_attention_module_shapes_and_params(attention, grouping):
     x = torch.randn(3, 2, 16, 4, 4)
     assert m(x).shape == x.shape
     cores = 2 if grouping == "factorized" else 1
-    n_rep = sum(1 for n, _ in m.named_modules() if n.endswith("_conv") and "." not in n)
+    n_rep = sum(1 for n, _ in m.named_modules() if n.endswith("_conv"))
     assert n_rep == 3 * cores + 1  # q/k/v per core + proj → 4D² (joint) or 7D² (factorized)
+    # explicit parts, None where a variant has none; the factorized design's second branch
+    assert (m.temporal is not None) == (grouping == "factorized")
+    assert (m.attn_bn is not None) == (attention == "hamming")
+    assert (m.q_lif is None) == (m.attn_lif is None) == (attention == "softmax")
+    if grouping == "factorized":
+        assert (m.grouping, m.temporal.grouping) == ("spatial", "temporal")
+        assert isinstance(m.temporal, AttentionBranch) and m.temporal.q_conv is not m.q_conv

@@ -4,17 +4,36 @@ import math
 import pytest
 import torch
 
-from spikevideoformer.analysis.grad_scale import STAGES, stage_grad_norms, stage_of
+from spikevideoformer.analysis.grad_scale import REPORTED_AS, STAGES, stage_grad_norms, stage_of
 from spikevideoformer.data.moving_digits import MovingDigits
 from spikevideoformer.models import create_model
 
 
 def test_stage_of_official_names():
-    assert stage_of("downsample1_1.encode_conv.weight") == "stage1"
-    assert stage_of("ConvBlock2_2.0.conv1.weight") == "stage2"
-    assert stage_of("block3.5.attn.q_conv.0.body.0.weight") == "stage3"
-    assert stage_of("downsample4.encode_bn.bias") == "stage4"
-    assert stage_of("head.weight") == "head"
+    model = create_model("svf_tiny", num_classes=2)
+    # the model calls downsample1_1 the stem; this report keeps it in stage1 (REPORTED_AS)
+    assert model.stage_of("downsample1_1.encode_conv.weight") == "stem"
+    assert REPORTED_AS["stem"] == "stage1"
+    assert stage_of(model, "downsample1_1.encode_conv.weight") == "stage1"
+    assert stage_of(model, "ConvBlock2_2.0.conv1.weight") == "stage2"
+    assert stage_of(model, "block3.5.attn.q_conv.0.body.0.weight") == "stage3"
+    assert stage_of(model, "downsample4.encode_bn.bias") == "stage4"
+    assert stage_of(model, "head.weight") == "head"
+    # every other parameter: the model's own stage
+    for name, _ in model.named_parameters():
+        assert stage_of(model, name) == REPORTED_AS.get(model.stage_of(name), model.stage_of(name))
+
+
+def test_wrapped_backbone_and_plain_module():
+    """A wrapper's backbone is read through its prefix; its own layers are head; no backbone:
+    everything is head (nothing else to report)."""
+    wrapper = torch.nn.Module()
+    wrapper.backbone = create_model("svf_tiny", num_classes=0)
+    wrapper.decoder = torch.nn.Linear(2, 2)
+    assert stage_of(wrapper, "backbone.downsample1_1.encode_conv.weight") == "stage1"
+    assert stage_of(wrapper, "backbone.block4.0.mlp.fc1_conv.weight") == "stage4"
+    assert stage_of(wrapper, "decoder.weight") == "head"
+    assert stage_of(torch.nn.Linear(2, 2), "weight") == "head"
 
 
 def _batch(n=16):

@@ -8,42 +8,62 @@ Spike provenance: a tensor produced by a spiking neuron (``layers.LIF`` or the d
 normalised Integer-LIF output, 1 for binary spikes or integer counts), so a layer fed by it
 knows how to turn its input back into spike counts. Inputs of unknown origin are classified
 by their values.
+
+Structure comes from the model: stages from ``SpikeVideoFormer.stage_of`` (:func:`stage_resolver`),
+the stem from its ``"stem"`` stage (:func:`stem_layers`), attention branches from the
+``layers.AttentionBranch`` modules.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
 
-from ..layers.blocks import SpikeAttention
+from ..layers.blocks import AttentionBranch
 from ..layers.inference_neuron import InferenceLIF
 from ..layers.neuron import LIF
+from ..models.backbone import STAGES, SpikeVideoFormer
 
-__all__ = ["Tracer", "neuron_unit", "model_spike_max", "spike_counts", "STAGE_OF", "stage_of",
-           "WEIGHT_LAYERS", "STEM_NAME", "AttentionOperands"]
+__all__ = ["Tracer", "neuron_unit", "model_spike_max", "spike_counts", "STAGES", "backbones",
+           "stage_resolver", "stem_layers", "WEIGHT_LAYERS", "AttentionOperands"]
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
-STEM_NAME = "downsample1_1.encode_conv"
-
-# official module names → stage (docs/design.md §2.2 table)
-STAGE_OF = {
-    "downsample1_1": "stem",
-    "ConvBlock1_1": "stage1", "downsample1_2": "stage1", "ConvBlock1_2": "stage1",
-    "downsample2": "stage2", "ConvBlock2_1": "stage2", "ConvBlock2_2": "stage2",
-    "downsample3": "stage3", "block3": "stage3",
-    "downsample4": "stage4", "block4": "stage4",
-    "head": "head", "head_kd": "head", "head_lif": "head",
-}
-STAGES = ("stem", "stage1", "stage2", "stage3", "stage4", "head")
 
 
-def stage_of(name: str) -> str:
-    """Stage of a module from its qualified name (first official component found), else "other"."""
-    for part in name.split("."):
-        if part in STAGE_OF:
-            return STAGE_OF[part]
-    return "other"
+def backbones(model: nn.Module) -> list[tuple[str, SpikeVideoFormer]]:
+    """``(qualified name, backbone)`` of every SpikeVideoFormer in ``model`` (itself: name "")."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, SpikeVideoFormer)]
+
+
+def stage_resolver(model: nn.Module) -> Callable[[str], str]:
+    """``name → stage`` for module/parameter names of ``model``, read from its backbone(s).
+
+    Names inside a backbone get its :meth:`SpikeVideoFormer.stage_of` (stem, stage1 … stage4,
+    head); in a model that wraps a backbone (``backbone.…``), the wrapper's other modules are
+    its task head, "head"; a model without a backbone has only "other".
+    """
+    found = backbones(model)
+
+    def stage(name: str) -> str:
+        for prefix, bb in found:
+            if not prefix:
+                return bb.stage_of(name)
+            if name == prefix or name.startswith(prefix + "."):
+                return bb.stage_of(name[len(prefix) + 1:])
+        return "head" if found else "other"
+    return stage
+
+
+def stem_layers(model: nn.Module) -> list[str]:
+    """Qualified names of the weight layers of each backbone's stem (direct pixel encoding)."""
+    out = []
+    for prefix, bb in backbones(model):
+        for name, mod in bb.stage_modules()["stem"].items():
+            base = f"{prefix}.{name}" if prefix else name
+            out += [f"{base}.{n}" if n else base for n, m in mod.named_modules()
+                    if isinstance(m, WEIGHT_LAYERS)]
+    return out
 
 
 def _is_neuron(m: nn.Module) -> bool:
@@ -80,12 +100,15 @@ def spike_counts(x: torch.Tensor, unit: float, max_count: float | None = None,
 
 
 class AttentionOperands:
-    """Q, K, V (``[T, B, C, H, W]``) of one attention core, with their spike units (None = real)."""
+    """Q, K, V (``[T, B, C, H, W]``) of one attention branch, with their spike units (None = real).
 
-    def __init__(self, name: str, module: SpikeAttention, core: int, grouping: str,
-                 q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                 units: tuple[float | None, float | None, float | None]) -> None:
-        self.name, self.module, self.core, self.grouping = name, module, core, grouping
+    ``name`` is the branch's module path (``….attn``, or ``….attn.temporal`` for the second
+    branch of the factorized design), ``module`` the :class:`~spikevideoformer.layers.blocks.AttentionBranch`.
+    """
+
+    def __init__(self, name: str, module: AttentionBranch, q: torch.Tensor, k: torch.Tensor,
+                 v: torch.Tensor, units: tuple[float | None, float | None, float | None]) -> None:
+        self.name, self.module, self.grouping = name, module, module.grouping
         self.q, self.k, self.v, self.units = q, k, v, units
 
 
@@ -104,8 +127,8 @@ class Tracer:
         self.on_layer, self.on_neuron, self.on_attention = on_layer, on_neuron, on_attention
         self._handles: list = []
         self._spikes: dict[int, tuple[torch.Tensor, float]] = {}  # storage ptr → (tensor, unit)
-        self._shapes: dict[int, torch.Size] = {}                 # attention id → input shape
-        self._qkv: dict[tuple[int, str], dict[str, tuple[torch.Tensor, float | None]]] = {}
+        self._shapes: dict[int, torch.Size] = {}                 # branch id → input shape
+        self._qkv: dict[int, dict[str, tuple[torch.Tensor, float | None]]] = {}
 
     # ------------------------------------------------------------------ provenance
     def unit_of(self, x: torch.Tensor) -> float | None:
@@ -137,27 +160,20 @@ class Tracer:
     def _attn_pre_hook(self, mod, inputs):
         self._shapes[id(mod)] = inputs[0].shape
 
-    def _operand_hook(self, name: str, att: SpikeAttention, core: int, which: str, spiking: bool):
-        prefix = "t_" if core else ""
-
+    def _operand_hook(self, name: str, branch: AttentionBranch, which: str, spiking: bool):
         def hook(mod, inputs, out):
-            shape = self._shapes[id(att)]
+            shape = self._shapes[id(branch)]
             T, B = shape[0], shape[1]
             t = out if out.dim() == 5 else out.reshape(T, B, *out.shape[1:])  # [T, B, C, H, W]
             unit = neuron_unit(mod) if spiking else None
-            slot = self._qkv.setdefault((id(att), prefix), {})
+            slot = self._qkv.setdefault(id(branch), {})
             slot[which] = (t, unit)
             if which == "v" and self.on_attention is not None:
-                ops = AttentionOperands(name, att, core, att.cores[core], slot["q"][0],
-                                        slot["k"][0], t, (slot["q"][1], slot["k"][1], unit))
-                self._qkv.pop((id(att), prefix), None)
+                ops = AttentionOperands(name, branch, slot["q"][0], slot["k"][0], t,
+                                        (slot["q"][1], slot["k"][1], unit))
+                self._qkv.pop(id(branch), None)
                 self.on_attention(ops)
         return hook
-
-    def _iter_attention(self) -> Iterator[tuple[str, SpikeAttention]]:
-        for name, m in self.model.named_modules():
-            if isinstance(m, SpikeAttention):
-                yield name, m
 
     def __enter__(self) -> "Tracer":
         reg = self._handles.append
@@ -166,15 +182,15 @@ class Tracer:
                 reg(m.register_forward_hook(self._layer_hook(name)))
             elif _is_neuron(m):
                 reg(m.register_forward_hook(self._neuron_hook(name)))
-        for name, att in self._iter_attention():
-            reg(att.register_forward_pre_hook(self._attn_pre_hook))
-            for core in range(len(att.cores)):
-                p = "t_" if core else ""
-                for n in ("q", "k", "v"):
-                    lif = getattr(att, f"{p}{n}_lif", None)
-                    src = lif if lif is not None else getattr(att, f"{p}{n}_conv")
-                    reg(src.register_forward_hook(
-                        self._operand_hook(name, att, core, n, spiking=lif is not None)))
+        for name, br in self.model.named_modules():
+            if not isinstance(br, AttentionBranch):
+                continue
+            reg(br.register_forward_pre_hook(self._attn_pre_hook))
+            for which, conv, lif in (("q", br.q_conv, br.q_lif), ("k", br.k_conv, br.k_lif),
+                                     ("v", br.v_conv, br.v_lif)):
+                src = lif if lif is not None else conv
+                reg(src.register_forward_hook(
+                    self._operand_hook(name, br, which, spiking=lif is not None)))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,7 +1,7 @@
 """Spike-driven purity check (docs/design.md §2.1): every weight layer and attention product sees spikes.
 
-A network is spike-driven when, apart from the stem (``downsample1_1.encode_conv``, direct
-pixel encoding), every convolution, linear layer and attention matrix product takes spikes
+A network is spike-driven when, apart from the stem (the backbone's ``"stem"`` stage,
+``downsample1_1.encode_conv``: direct pixel encoding), every convolution, linear layer and attention matrix product takes spikes
 as input, so it can run on additions only. Spikes are binary {0, 1}, or for Integer-LIF
 (``spike_max = D``) the values ``k/D`` (normalised, training convention) or the integers
 ``0..D`` (deployed, ``1/D`` folded into the next layer), k = 0..D.
@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._trace import STEM_NAME, AttentionOperands, Tracer, model_spike_max
+from ._trace import AttentionOperands, Tracer, model_spike_max, stem_layers
 
 __all__ = ["Violation", "PurityReport", "check_spike_driven", "is_spike_tensor"]
 
@@ -93,8 +93,8 @@ def check_spike_driven(model: nn.Module, video: torch.Tensor,
         model: the network; it is not modified (hooks only) and runs once in eval mode
             without gradients.
         video: an input batch ``[B, T, C, H, W]``.
-        exempt: qualified module names allowed to see real values; default the stem
-            (any module named ``downsample1_1.encode_conv``).
+        exempt: qualified module names allowed to see real values; default the weight layers
+            of each backbone's stem (``downsample1_1.encode_conv``).
         fold: check the deployed network ``deploy.fold(model)`` (default). ``False`` checks
             the training graph as is, where RepConv's inner layers see BatchNorm outputs.
         max_samples: offending values reported per violation.
@@ -106,9 +106,8 @@ def check_spike_driven(model: nn.Module, video: torch.Tensor,
     if fold and not is_folded(model):
         model = fold_model(model)
     d = model_spike_max(model) or 1
-    names = [n for n, _ in model.named_modules()]
     if exempt is None:
-        exempt = [n for n in names if n == STEM_NAME or n.endswith("." + STEM_NAME)]
+        exempt = stem_layers(model)
     exempt_set = set(exempt)
     report = PurityReport(spike_max=d, exempt=list(exempt))
 
@@ -135,9 +134,8 @@ def check_spike_driven(model: nn.Module, video: torch.Tensor,
             spike_fed[out.untyped_storage().data_ptr()] = (out, name)  # keep it alive
 
     def on_attention(ops: AttentionOperands):
-        core = ops.name + (".temporal" if ops.core else "")  # factorized: 2nd (temporal) core
-        for label, t in (("Q", ops.q), ("K", ops.k), ("V", ops.v)):
-            check(core, label, t)
+        for label, t in (("Q", ops.q), ("K", ops.k), ("V", ops.v)):  # branch path: ….attn(.temporal)
+            check(ops.name, label, t)
 
     was_training = model.training
     model.eval()

@@ -1,5 +1,6 @@
-"""Models: the SpikeVideoFormer backbone, the registry and official-checkpoint import."""
-from .backbone import SpikeVideoFormer, check_video
+"""Models: the SpikeVideoFormer backbone (with its stage map, :data:`STAGE_LAYOUT`), the
+registry and official-checkpoint import."""
+from .backbone import STAGE_LAYOUT, STAGES, SpikeVideoFormer, check_video
 from .official import (
     ATT_MODES, convert_official_state_dict, infer_config_from_state_dict,
     load_official_checkpoint, load_state_dict_checked,
@@ -7,7 +8,7 @@ from .official import (
 from .registry import MODEL_SIZES, create_model, list_models, make_neuron_spec
 
 __all__ = [
-    "SpikeVideoFormer", "check_video", "ATT_MODES", "convert_official_state_dict",
+    "SpikeVideoFormer", "check_video", "STAGES", "STAGE_LAYOUT", "ATT_MODES", "convert_official_state_dict",
     "infer_config_from_state_dict", "load_official_checkpoint", "load_state_dict_checked",
     "MODEL_SIZES", "create_model", "list_models", "make_neuron_spec",
 ]

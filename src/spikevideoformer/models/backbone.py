@@ -3,9 +3,14 @@
 Public layout is batch first ``[B, T, C, H, W]``; inside the network runs on
 ``[T, B, C, H, W]``. Attribute names equal the official ``metaspikformer.py`` module names, so
 official state_dicts load with the identity mapping (see ``models/official.py``).
+
+The model owns its structure: :data:`STAGE_LAYOUT` says which top-level modules make up the
+stem, stages 1-4 and the head (docs/design.md §2.2); the forward pass, :meth:`stage_of`,
+:meth:`stage_modules` and ``feature_info`` read it, and so do the analysis tools.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -14,16 +19,32 @@ from torch import nn
 from ..layers.blocks import ATTENTIONS, DESIGNS, ConvBlock, DownSampling, TransformerBlock
 from ..layers.neuron import NeuronParams
 
-__all__ = ["SpikeVideoFormer", "check_video"]
+__all__ = ["SpikeVideoFormer", "check_video", "STAGES", "STAGE_LAYOUT"]
 
 MIN_SIZE = 16  # four stride-2 stages
 
+# stage → its top-level modules in forward order (docs/design.md §2.2 table); a ModuleList
+# runs its blocks in turn. The stem is the direct-encoding conv alone (§2.1).
+STAGE_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("stem", ("downsample1_1",)),
+    ("stage1", ("ConvBlock1_1", "downsample1_2", "ConvBlock1_2")),
+    ("stage2", ("downsample2", "ConvBlock2_1", "ConvBlock2_2")),
+    ("stage3", ("downsample3", "block3")),
+    ("stage4", ("downsample4", "block4")),
+    ("head", ("head_lif", "head", "head_kd")),
+)
+STAGES = tuple(stage for stage, _ in STAGE_LAYOUT)
+_STAGE_OF = {name: stage for stage, names in STAGE_LAYOUT for name in names}
 
-def check_video(video: torch.Tensor, in_chans: int) -> torch.Tensor:
+
+def check_video(video: torch.Tensor, in_chans: int, finite: bool | None = None) -> torch.Tensor:
     """Validate a public input and return it as ``[B, T, C, H, W]`` (an image is T = 1).
 
     Raises one ``TypeError``/``ValueError`` naming the problem (rank, channels, T, size, dtype,
-    non-finite values) instead of a failure deep inside torch.
+    non-finite values) instead of a failure deep inside torch. Shape and dtype checks cost
+    nothing; the NaN/inf check reads every value and, on an accelerator, waits for the device
+    (a host sync per forward), so ``finite=None`` (default) runs it only for CPU tensors;
+    ``True`` always, ``False`` never.
     """
     if not isinstance(video, torch.Tensor):
         raise TypeError(f"video must be a torch.Tensor, got {type(video).__name__}")
@@ -54,7 +75,7 @@ def check_video(video: torch.Tensor, in_chans: int) -> torch.Tensor:
             f"frames of {H}x{W} are too small: the backbone downsamples 16x, "
             f"use at least {MIN_SIZE}x{MIN_SIZE}"
         )
-    if not torch.isfinite(video).all():
+    if (video.device.type == "cpu" if finite is None else finite) and not torch.isfinite(video).all():
         raise ValueError("video contains NaN or inf values")
     return video
 
@@ -114,8 +135,43 @@ class SpikeVideoFormer(nn.Module):
         self.block4 = nn.ModuleList([TransformerBlock(c3, **block) for _ in range(depths[1])])
         self.head_lif = neuron.make()
         self.head = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
-        if kd:
-            self.head_kd = nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_kd = ((nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity())
+                        if kd else None)
+        self.feature_info = self._feature_info()
+
+    # ------------------------------------------------------------------ structure
+    def stage_of(self, name: str) -> str:
+        """Stage (``"stem"``, ``"stage1"`` … ``"stage4"``, ``"head"``) of a module or parameter
+        name of this model, from :data:`STAGE_LAYOUT`; ``"other"`` for a name outside it."""
+        return _STAGE_OF.get(name.split(".", 1)[0], "other")
+
+    def stage_modules(self) -> dict[str, dict[str, nn.Module]]:
+        """Stage → its top-level modules (name → module) in forward order; absent parts
+        (``head_kd`` without ``kd``) are left out."""
+        return {stage: {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+                for stage, names in STAGE_LAYOUT}
+
+    def _feature_info(self) -> list[dict]:
+        """timm-style description of the four outputs of :meth:`forward_features`: ``module``
+        (the last module run in the stage, whose output it is), ``num_chs``, ``reduction``
+        (input size / feature size, from the convolution strides) and ``stage`` (1-4)."""
+        info, reduction, last = [], 1, None
+        for i, mods in enumerate(list(self.stage_modules().values())[:5]):  # stem, stage1-4
+            for name, mod in mods.items():
+                reduction *= math.prod(m.stride[0] for m in mod.modules() if isinstance(m, nn.Conv2d))
+                if not isinstance(mod, nn.ModuleList):
+                    last = name
+                elif len(mod):
+                    last = f"{name}.{len(mod) - 1}"
+            if i:
+                info.append({"module": last, "num_chs": self.embed_dim[i - 1],
+                             "reduction": reduction, "stage": i})
+        return info
+
+    def spike_consumers(self) -> list[tuple[nn.Module, list[nn.Module]]]:
+        """``head_lif`` feeds only the classifier(s) (Integer-LIF ``1/D`` fold, docs/design.md §6.4)."""
+        heads = [self.head] + ([] if self.head_kd is None else [self.head_kd])
+        return [(self.head_lif, heads)]
 
     @property
     def feature_channels(self) -> tuple[int, int, int, int]:
@@ -124,25 +180,15 @@ class SpikeVideoFormer(nn.Module):
 
     def _stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Run the backbone on ``[T, B, C, H, W]``; returns the 4 stage outputs (time major)."""
-        x = self.downsample1_1(x)
-        for blk in self.ConvBlock1_1:
-            x = blk(x)
-        x = self.downsample1_2(x)
-        for blk in self.ConvBlock1_2:
-            x = blk(x)
-        s1 = x
-        x = self.downsample2(x)
-        for blk in (*self.ConvBlock2_1, *self.ConvBlock2_2):
-            x = blk(x)
-        s2 = x
-        x = self.downsample3(x)
-        for blk in self.block3:
-            x = blk(x)
-        s3 = x
-        x = self.downsample4(x)
-        for blk in self.block4:
-            x = blk(x)
-        return [s1, s2, s3, x]
+        feats = []
+        for stage, names in STAGE_LAYOUT[:-1]:  # stem, stage1 … stage4 (the head is separate)
+            for name in names:
+                mod = getattr(self, name)
+                for blk in (mod if isinstance(mod, nn.ModuleList) else (mod,)):
+                    x = blk(x)
+            if stage != "stem":
+                feats.append(x)
+        return feats
 
     def forward_features(self, video: torch.Tensor) -> list[torch.Tensor]:
         """``video [B, T, C, H, W]`` → the 4 stage outputs, each ``[B, T, C_i, H_i, W_i]``."""
@@ -155,7 +201,7 @@ class SpikeVideoFormer(nn.Module):
         Linear → mean over T (official code; docs/design.md §2.7)."""
         x = self.head_lif(last.flatten(3).mean(3))  # [T, B, C]
         out = self.head(x)
-        if hasattr(self, "head_kd"):
+        if self.head_kd is not None:
             out = (out + self.head_kd(x)) / 2
         return out.mean(0)
 
