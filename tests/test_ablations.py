@@ -11,7 +11,7 @@ from spikevideoformer.cli import main as svf_main
 from spikevideoformer.tasks import ablations
 from spikevideoformer.tasks.ablation_report import read_runs, write_outputs
 from spikevideoformer.tasks.ablations import (
-    QUICK_VARIANTS, VARIANTS, AblationRun, markdown_table, quick_overrides, run_ablations, summarize,
+    HEADLINE_VARIANTS, VARIANTS, AblationRun, headline_budget, markdown_table, run_ablations, summarize,
 )
 
 CONFIG = "src/spikevideoformer/configs/ablate.yaml"
@@ -23,9 +23,9 @@ def _run(variant, seed, acc, auc=0.5):
     return AblationRun(variant, seed, acc, acc, auc, 3, 1.0, skipped_steps=seed)
 
 
-def test_quick_overrides_scale_the_budget():
+def test_headline_budget_scales_the_budget():
     from spikevideoformer.engine.config import load_config
-    assert quick_overrides(load_config(CONFIG)) == ["optim.epochs=8", "data.val_samples=256"]
+    assert headline_budget(load_config(CONFIG)) == ["optim.epochs=8", "data.val_samples=256"]
 
 
 def test_summary_mean_std_and_outputs(tmp_path):
@@ -52,7 +52,7 @@ def test_paper_variants_present_and_bad_arguments_rejected(tmp_path):
     for name in ("dot/joint", "spatial, no temporal state", "scale 1/8", "image-pretrained init",
                  "hamming/factorized", "hamming/hierarchical", "scale 1/sqrt(d)"):
         assert name in VARIANTS
-    assert set(QUICK_VARIANTS) <= set(VARIANTS)
+    assert set(HEADLINE_VARIANTS) <= set(VARIANTS)
     with pytest.raises(ValueError, match="unknown ablation variant"):
         run_ablations(CONFIG, tmp_path, variants=["cosine"])
     with pytest.raises(ValueError, match="jobs"):

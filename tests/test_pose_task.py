@@ -13,7 +13,7 @@ from spikevideoformer.tasks.pose import (
     rest_joints, train_pose,
 )
 from spikevideoformer.tasks.pose.head import IDENTITY_6D
-from spikevideoformer.tasks.pose.runner import build_pose_data, collate_pose, training_pose_stats
+from spikevideoformer.tasks.pose.data import build_pose_data, collate_pose, training_pose_stats
 
 CONFIG = "src/spikevideoformer/configs/pose_demo.yaml"
 

@@ -52,20 +52,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def check_device(device: str, flag: str = "--device") -> str:
-    """``device`` if torch knows it and it is available here, else ValueError naming it."""
-    import torch
-
-    if device == "auto":
-        return device
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"{flag} {device!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{flag} {device!r}: CUDA is not available on this machine")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
+    """``device`` if it exists on this machine, else ValueError naming ``flag``."""
+    from ..engine.named_configs import check_device as check
+    return check(device, flag)
 
 
 def _one_line(exc: BaseException) -> str:

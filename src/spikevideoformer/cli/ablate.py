@@ -61,27 +61,28 @@ def _parse_variants(text: str, known) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..tasks.ablation_report import write_outputs
-    from ..tasks.ablations import (QUICK_VARIANTS, VARIANTS, markdown_table, quick_overrides,
-                                   run_ablations, summarize)
     from ..engine.config import load_config
-    from .train import resolve_config
+    from ..engine.named_configs import resolve_config
+    from ..tasks.ablations import (HEADLINE_VARIANTS, VARIANTS, headline_budget, markdown_table,
+                                   run_ablations, summarize)
+    from ..tasks.registry import get_task
     seeds = _parse_seeds(args.seeds)
     if args.variants:
         variants = _parse_variants(args.variants, VARIANTS)
     else:
-        variants = QUICK_VARIANTS if args.quick else list(VARIANTS)
+        variants = HEADLINE_VARIANTS if args.quick else list(VARIANTS)
     jobs = args.jobs if args.jobs is not None else max(1, min(4, os.cpu_count() or 1))
     if jobs < 1:
         raise SystemExit(f"svf ablate: --jobs must be >= 1, got {jobs}")
     base = resolve_config(args.config)
     stem = "ablate" if args.config == "ablate" else f"ablate-{Path(args.config).stem}"
     out = args.out or f"runs/{stem}{'_quick' if args.quick else ''}"
-    overrides = (quick_overrides(load_config(base)) if args.quick else []) + list(args.overrides)
+    overrides = (headline_budget(load_config(base)) if args.quick else []) + list(args.overrides)
     cfg = load_config(base, overrides)
     print(f"[ablate] {len(variants)} variants × {len(seeds)} seeds, {jobs} job(s) -> {out}")
     t0 = time.perf_counter()
     runs = run_ablations(cfg, out, seeds, variants, jobs=jobs, reuse=not args.fresh)
-    chance = 1 / cfg.model.num_classes if cfg.run.task == "classification" else None
+    chance = get_task(cfg.run.task).chance(cfg)
     paths = write_outputs(runs, out, chance, title=f"{cfg.model.name} on {cfg.data.dataset}, "
                                                    f"equal budget")
     print("\n" + markdown_table(summarize(runs)))

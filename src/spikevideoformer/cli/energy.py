@@ -69,7 +69,7 @@ def _load_model(args: argparse.Namespace):
         if not path.exists():
             raise FileNotFoundError(f"checkpoint not found: {path}")
         if path.is_dir() or path.name in ("model.safetensors", "meta.json"):
-            from ..tasks.classification.data import MODALITY_CHANNELS
+            from ..tasks.datasets import MODALITY_CHANNELS
             from ..tasks.classification.runner import build_classifier
             from ..tasks.common import load_trained
 

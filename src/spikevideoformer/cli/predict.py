@@ -13,7 +13,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    from ..tasks.classification import predict_video
-    for rank, (name, prob) in enumerate(predict_video(args.video, args.checkpoint, args.topk), 1):
+    from ..tasks.common import load_run_config
+    from ..tasks.registry import get_task, task_names
+
+    task = load_run_config(args.checkpoint)[1].run.task
+    predict = get_task(task).predict
+    if predict is None:
+        able = [n for n in task_names() if get_task(n).predict is not None]
+        raise ValueError(f"svf predict needs a checkpoint of a task with predictions "
+                         f"({', '.join(able)}); {args.checkpoint} was trained for run.task={task!r}")
+    for rank, (name, prob) in enumerate(predict(args.video, args.checkpoint, args.topk), 1):
         print(f"{rank}. {name:<24} {100 * prob:6.2f}%")
     return 0

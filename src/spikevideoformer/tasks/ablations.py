@@ -30,9 +30,11 @@ from ..atomic import write_json
 from ..data.moving_digits import DigitFrames
 from ..engine.config import TrainConfig, load_config, to_dict
 from ..engine.logger import read_jsonl
-from .classification.runner import fit_classifier, train_classification
+from .datasets import TaskData
+from .fit import fit_task
+from .registry import get_task
 
-__all__ = ["VARIANTS", "QUICK_VARIANTS", "quick_overrides", "AblationRun", "run_ablations",
+__all__ = ["VARIANTS", "HEADLINE_VARIANTS", "headline_budget", "AblationRun", "run_ablations",
            "summarize", "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
@@ -49,14 +51,15 @@ VARIANTS: dict[str, list[str]] = {
 }
 PRETRAINED = "image-pretrained init"
 
-# ``--quick``: the paper's two headline comparisons (Hamming vs dot, joint vs spatial) on two
-# thirds of the epochs and half the validation set (ablate config: 8 of 12 epochs, 504 steps).
-# The no-temporal-state control is left out: it is frame-order blind, at chance by construction.
-QUICK_VARIANTS = [FULL, "dot/joint", "hamming/spatial (neuron-only time)"]
+# ``svf ablate --quick``: the paper's two headline comparisons (Hamming vs dot, joint vs spatial)
+# on the headline budget: two thirds of the epochs and half the validation set (ablate config:
+# 8 of 12 epochs, 504 steps). The no-temporal-state control is left out: it is frame-order
+# blind, at chance by construction.
+HEADLINE_VARIANTS = [FULL, "dot/joint", "hamming/spatial (neuron-only time)"]
 
 
-def quick_overrides(cfg: TrainConfig) -> list[str]:
-    """Budget overrides of ``--quick`` for a base config."""
+def headline_budget(cfg: TrainConfig) -> list[str]:
+    """Budget overrides of ``svf ablate --quick`` for a base config."""
     out = [f"optim.epochs={max(1, round(cfg.optim.epochs * 2 / 3))}"]
     if cfg.data.val_samples:
         out.append(f"data.val_samples={max(1, cfg.data.val_samples // 2)}")
@@ -79,19 +82,6 @@ class AblationRun:
 _OLD_FIELDS = {"val_acc": "final", "best_val_acc": "best", "mean_val_acc": "mean_over_epochs"}
 
 
-def _trainer_for(task: str) -> Callable[..., dict[str, Any]]:
-    """``train_*(cfg, progress=...)`` of a task (imported lazily: tasks import heavy modules)."""
-    if task == "classification":
-        return train_classification
-    if task == "segmentation":
-        from .segmentation.runner import train_segmentation
-        return train_segmentation
-    if task == "pose":
-        from .pose.runner import train_pose
-        return train_pose
-    raise ValueError(f"svf ablate supports run.task classification, segmentation or pose, got {task!r}")
-
-
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
@@ -106,7 +96,7 @@ def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
     kw = dict(size=cfg.data.size, seed=cfg.run.seed)
     train = DigitFrames("train", num_samples=n_train * cfg.data.num_frames, **kw)
     val = DigitFrames("val", num_samples=cfg.data.val_samples or 512, **kw)
-    fit_classifier(pre, train, val, DigitFrames.classes, progress=progress)
+    fit_task(pre, get_task("classification"), progress, data=TaskData(train, val, DigitFrames.classes))
     return out / "best"
 
 
@@ -129,7 +119,7 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     if spec["variant"] == PRETRAINED:
         cfg = load_config(cfg, [f"model.init={_pretrain(cfg, out / 'pretrain', spec['progress'])}"])
-    res = _trainer_for(cfg.run.task)(cfg, progress=spec["progress"])
+    res = fit_task(cfg, get_task(cfg.run.task), progress=spec["progress"])
     metric = res["main_metric"]
     records = _last_run_records(out / "metrics.jsonl", metric)
     run = AblationRun(spec["variant"], spec["seed"], float(res[metric]), float(res["best_metric"]),
@@ -178,6 +168,7 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     base_cfg = load_config(base, list(overrides))  # fail on a bad override before any training
+    get_task(base_cfg.run.task)  # ... or an unknown task
     specs = []
     for name in names:
         for seed in seeds:

@@ -1,8 +1,9 @@
-"""Build classification datasets and loaders from a :class:`DataConfig`.
+"""Classification datasets from a :class:`DataConfig`, registered in :mod:`..datasets`.
 
 Datasets: ``moving_digits`` (embedded temporal task), ``video_folder`` (Kinetics layout),
-``video_list`` (``root/train.csv`` + ``root/val.csv``), ``dvs_gesture`` (DVS128 Gesture on disk). Modalities: ``rgb`` (3 channels),
-``gray`` (1) and ``event`` (2: ON/OFF counts from the video-to-events simulator).
+``video_list`` (``root/train.csv`` + ``root/val.csv``), ``dvs_gesture`` (DVS128 Gesture on disk).
+Modalities: ``rgb`` (3 channels), ``gray`` (1) and ``event`` (2: ON/OFF counts from the
+video-to-events simulator).
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from torch.utils.data import Dataset
 from ...data.events.simulator import frames_from_video_events
 from ...data.moving_digits import MovingDigits
 from ...data.video_folder import VideoFolder, VideoList, collate_skip_none
+from ..datasets import MODALITY_CHANNELS, TaskData, build_dataset, take_subset
 
-__all__ = ["MODALITY_CHANNELS", "build_classification_data", "ModalityDataset", "to_modality"]
-
-MODALITY_CHANNELS = {"rgb": 3, "gray": 1, "event": 2}
+__all__ = ["MODALITY_CHANNELS", "build_classification_data", "ModalityDataset", "to_modality",
+           "build_moving_digits", "build_video_folder", "build_video_list", "build_dvs_gesture"]
 
 
 def to_modality(clip: torch.Tensor, modality: str) -> torch.Tensor:
@@ -69,55 +70,72 @@ def build_classification_data(data_cfg: Any, num_classes: int, seed: int = 0):
     modality = data_cfg.modality
     if modality not in MODALITY_CHANNELS:
         raise ValueError(f"data.modality must be one of {list(MODALITY_CHANNELS)}, got {modality!r}")
-    # events consume one extra video frame per clip (T + 1 frames → T event frames)
-    frames = data_cfg.num_frames + (1 if modality == "event" else 0)
-    name = data_cfg.dataset
-    if name == "moving_digits":
-        kw = dict(num_frames=frames, size=data_cfg.size, num_classes=num_classes, seed=seed)
-        train = MovingDigits("train", num_samples=data_cfg.train_samples, **kw)
-        val = MovingDigits("val", num_samples=data_cfg.val_samples, **kw)
-    elif name in ("video_folder", "video_list"):
-        if not data_cfg.root:
-            raise ValueError(f"data.root is required for data.dataset={name!r}")
-        norm = {} if modality == "rgb" else dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        common = dict(num_frames=frames, size=data_cfg.size, **norm)
-        views = dict(num_clips=data_cfg.eval_clips, num_crops=data_cfg.eval_crops)
-        if name == "video_folder":
-            train = VideoFolder(data_cfg.root, "train", train=True, **common)
-            val = VideoFolder(data_cfg.root, "val", train=False, classes=train.classes, **views, **common)
-        else:
-            train = VideoList(_list_file(data_cfg.root, "train"), train=True, **common)
-            val = VideoList(_list_file(data_cfg.root, "val"), classes=train.classes, train=False,
-                            **views, **common)
-        if len(train.classes) != num_classes:
-            raise ValueError(f"model.num_classes={num_classes} but the dataset has "
-                             f"{len(train.classes)} classes: {train.classes[:10]}")
-        train, val = _cap(train, data_cfg.train_samples, seed), _cap(val, data_cfg.val_samples, seed)
-    elif name == "dvs_gesture":  # event recordings on disk: already 2-channel event frames
-        if modality != "event" or not data_cfg.root:
-            raise ValueError("data.dataset=dvs_gesture needs data.modality=event and data.root")
-        from ...data.events.dvs_gesture import DVSGesture
-        kw = dict(num_frames=data_cfg.num_frames, size=data_cfg.size)
-        train, val = DVSGesture(data_cfg.root, "train", **kw), DVSGesture(data_cfg.root, "test", **kw)
-        if len(train.classes) != num_classes:
-            raise ValueError(f"model.num_classes={num_classes} but DVS128 Gesture has {len(train.classes)}")
-        train, val = _cap(train, data_cfg.train_samples, seed), _cap(val, data_cfg.val_samples, seed)
-        return train, val, list(train.classes), collate_skip_none
-    else:
-        raise ValueError(f"unknown data.dataset {name!r} for classification; use moving_digits, "
-                         f"video_folder, video_list or dvs_gesture")
+    data = build_dataset("classification", data_cfg, num_classes=num_classes, seed=seed)
+    return data.train, data.val, data.classes, data.collate
+
+
+def _frames(data_cfg: Any) -> int:
+    """Video frames per clip: events consume one extra (T + 1 frames → T event frames)."""
+    return data_cfg.num_frames + (1 if data_cfg.modality == "event" else 0)
+
+
+def _in_modality(train: Dataset, val: Dataset, modality: str) -> TaskData:
     classes = list(getattr(train, "classes", None) or getattr(train.dataset, "classes"))
     if modality != "rgb":
         train, val = ModalityDataset(train, modality), ModalityDataset(val, modality)
-    return train, val, classes, collate_skip_none
+    return TaskData(train, val, classes, collate_skip_none)
 
 
-def _cap(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    """Deterministic random subset of at most ``n`` items (keeps ``classes``)."""
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds), generator=g)[:n].tolist()  # type: ignore[arg-type]
-    sub = torch.utils.data.Subset(ds, idx)
-    sub.classes = ds.classes  # type: ignore[attr-defined]
-    return sub
+def build_moving_digits(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
+    """The embedded MovingDigits task (label = direction of motion)."""
+    kw = dict(num_frames=_frames(data_cfg), size=data_cfg.size, num_classes=num_classes, seed=seed)
+    train = MovingDigits("train", num_samples=data_cfg.train_samples, **kw)
+    val = MovingDigits("val", num_samples=data_cfg.val_samples, **kw)
+    return _in_modality(train, val, data_cfg.modality)
+
+
+def _videos(data_cfg: Any, num_classes: int, seed: int, make) -> TaskData:
+    """Videos on disk at ``data.root``: ``make(root, common, views) -> (train, val)``."""
+    if not data_cfg.root:
+        raise ValueError(f"data.root is required for data.dataset={data_cfg.dataset!r}")
+    norm = {} if data_cfg.modality == "rgb" else dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    common = dict(num_frames=_frames(data_cfg), size=data_cfg.size, **norm)
+    views = dict(num_clips=data_cfg.eval_clips, num_crops=data_cfg.eval_crops)
+    train, val = make(data_cfg.root, common, views)
+    if len(train.classes) != num_classes:
+        raise ValueError(f"model.num_classes={num_classes} but the dataset has "
+                         f"{len(train.classes)} classes: {train.classes[:10]}")
+    train = take_subset(train, data_cfg.train_samples, seed, keep_order=False)
+    val = take_subset(val, data_cfg.val_samples, seed, keep_order=False)
+    return _in_modality(train, val, data_cfg.modality)
+
+
+def build_video_folder(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
+    """Kinetics layout ``root/{train,val}/<class>/<video>``."""
+    def make(root, common, views):
+        train = VideoFolder(root, "train", train=True, **common)
+        return train, VideoFolder(root, "val", train=False, classes=train.classes, **views, **common)
+    return _videos(data_cfg, num_classes, seed, make)
+
+
+def build_video_list(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
+    """``root/train.csv`` + ``root/val.csv`` (or ``.txt``) lists of ``path,label``."""
+    def make(root, common, views):
+        train = VideoList(_list_file(root, "train"), train=True, **common)
+        return train, VideoList(_list_file(root, "val"), classes=train.classes, train=False,
+                                **views, **common)
+    return _videos(data_cfg, num_classes, seed, make)
+
+
+def build_dvs_gesture(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
+    """DVS128 Gesture recordings on disk: already 2-channel event frames."""
+    if data_cfg.modality != "event" or not data_cfg.root:
+        raise ValueError("data.dataset=dvs_gesture needs data.modality=event and data.root")
+    from ...data.events.dvs_gesture import DVSGesture
+    kw = dict(num_frames=data_cfg.num_frames, size=data_cfg.size)
+    train, val = DVSGesture(data_cfg.root, "train", **kw), DVSGesture(data_cfg.root, "test", **kw)
+    if len(train.classes) != num_classes:
+        raise ValueError(f"model.num_classes={num_classes} but DVS128 Gesture has {len(train.classes)}")
+    train = take_subset(train, data_cfg.train_samples, seed, keep_order=False)
+    val = take_subset(val, data_cfg.val_samples, seed, keep_order=False)
+    return TaskData(train, val, list(train.classes), collate_skip_none)

@@ -12,14 +12,17 @@ from ...data.transforms import (
     center_crop, normalize, resize_short_side, sample_segment_indices, to_float_clip,
 )
 from ...data.video_io import read_video
-from ...engine import Trainer, build_dataloader, init_distributed, seed_everything
+from ...engine import build_dataloader
 from ...engine.config import TrainConfig
 from ..common import build_backbone, load_trained, write_json
-from .data import MODALITY_CHANNELS, build_classification_data, to_modality
+from ..datasets import MODALITY_CHANNELS
+from ..fit import fit_task
+from .data import build_classification_data, to_modality
 from .metrics import save_confusion_png
 from .task import ClassificationTask
 
-__all__ = ["build_classifier", "train_classification", "fit_classifier", "evaluate_classification", "predict_video"]
+__all__ = ["build_classifier", "train_classification", "evaluate_classification", "predict_video",
+           "print_eval_summary", "load_clip_for_model"]
 
 
 def build_classifier(cfg: TrainConfig) -> torch.nn.Module:
@@ -27,37 +30,10 @@ def build_classifier(cfg: TrainConfig) -> torch.nn.Module:
     return build_backbone(cfg.model, MODALITY_CHANNELS[cfg.data.modality], cfg.model.num_classes)
 
 
-def _loaders(cfg: TrainConfig, info, train_ds, val_ds, collate):
-    kw = dict(info=info, seed=cfg.run.seed, num_workers=cfg.data.num_workers, collate_fn=collate)
-    return (build_dataloader(train_ds, cfg.data.batch_size, train=True, **kw),
-            build_dataloader(val_ds, cfg.data.batch_size, train=False, **kw))
-
-
 def train_classification(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a classifier; writes checkpoints, metrics, curves and classes.json."""
-    if cfg.model.num_classes < 2:
-        raise ValueError("model.num_classes must be >= 2 for classification")
-    train_ds, val_ds, classes, collate = build_classification_data(cfg.data, cfg.model.num_classes,
-                                                                   cfg.run.seed)
-    return fit_classifier(cfg, train_ds, val_ds, classes, collate, progress)
-
-
-def fit_classifier(cfg: TrainConfig, train_ds, val_ds, classes: list[str], collate=None,
-                   progress: bool = True) -> dict[str, Any]:
-    """Train the classifier of ``cfg`` on given datasets (used by ``train_classification``
-    and by the ablation study's image pre-training)."""
-    info = init_distributed(cfg.run.device)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = build_classifier(cfg)
-    task = ClassificationTask(cfg.model.num_classes, cfg.optim.label_smoothing)
-    train_loader, val_loader = _loaders(cfg, info, train_ds, val_ds, collate)
-    trainer = Trainer(model, task, cfg, train_loader, val_loader, progress=progress, dist_info=info)
-    if trainer.is_main:
-        write_json(Path(cfg.run.out_dir) / "classes.json", {"classes": classes})
-    result = trainer.fit()
-    if trainer.is_main and task.last_confusion is not None:
-        save_confusion_png(task.last_confusion, classes, Path(cfg.run.out_dir) / "confusion.png")
-    return result
+    from .spec import SPEC
+    return fit_task(cfg, SPEC, progress)
 
 
 def _class_names(run_dir: Path, k: int) -> list[str]:
@@ -95,6 +71,13 @@ def evaluate_classification(checkpoint: str | os.PathLike, out_dir: str | os.Pat
     save_confusion_png(task.last_confusion, classes, out / "eval_confusion.png")
     result["confusion_png"] = str(out / "eval_confusion.png")
     return result
+
+
+def print_eval_summary(res: dict[str, Any]) -> None:
+    """Print an :func:`evaluate_classification` result: top-1/top-5 line, then the JSON."""
+    print(f"top-1 {100 * res['top1']:.2f}%  top-5 {100 * res['top5']:.2f}%  "
+          f"({res['num_samples']} clips, {res['views']} view(s) each)")
+    print(json.dumps({k: v for k, v in res.items() if k != "classes"}, indent=1))
 
 
 def load_clip_for_model(path: str | os.PathLike, cfg: TrainConfig) -> torch.Tensor:

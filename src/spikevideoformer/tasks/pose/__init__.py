@@ -40,7 +40,7 @@ _LAZY = {
     "PoseTask": ".task",
     "DEFAULT_LOSS_WEIGHTS": ".task",
     "build_pose_model": ".runner",
-    "build_pose_data": ".runner",
+    "build_pose_data": ".data",
     "train_pose": ".runner",
     "evaluate_pose": ".runner",
     "run_pose_demo": ".demo",

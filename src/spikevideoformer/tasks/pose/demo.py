@@ -3,19 +3,20 @@
 Trains with ``configs/pose_demo.yaml`` (+ overrides), prints the per-epoch table, evaluates the
 best checkpoint like ``svf eval`` does and prints the model against the constant mean-pose
 baselines (MPJPE, PA-MPJPE, PEL-MPJPE in mm), and writes a PNG of predicted vs true skeletons.
-``--quick`` is a smoke test (a few steps, < 1 min); ``--modality event`` feeds ON/OFF polarity
-frames; ``--compare`` also trains the spatial-only model without temporal state.
+``quick`` is a smoke test (a few steps, < 1 min); ``modality="event"`` feeds ON/OFF polarity
+frames; ``compare`` also trains the spatial-only model without temporal state.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
-__all__ = ["run_pose_demo", "QUICK_POSE"]
+__all__ = ["run_pose_demo", "DEMO_SMOKE_OVERRIDES"]
 
-QUICK_POSE = ["data.train_samples=32", "data.val_samples=16", "data.num_frames=4",
-              "data.batch_size=8", "optim.epochs=1", "optim.warmup_epochs=0"]
+# ``svf demo --task pose --quick``: a smoke-test budget (< 1 min)
+DEMO_SMOKE_OVERRIDES = ["data.train_samples=32", "data.val_samples=16", "data.num_frames=4",
+                        "data.batch_size=8", "optim.epochs=1", "optim.warmup_epochs=0"]
 
 
 def _epoch_table(history: list[dict], title: str) -> None:
@@ -29,24 +30,22 @@ def _epoch_table(history: list[dict], title: str) -> None:
               f"{r.get('epoch_time_s', 0):>8.1f}")
 
 
-def run_pose_demo(args: argparse.Namespace) -> int:
-    """Entry point of ``svf demo --task pose`` (fields of cli/demo.py's Namespace)."""
-    from ...cli.train import config_from_args
+def run_pose_demo(out: Optional[str] = None, modality: str = "rgb", quick: bool = False,
+                  compare: bool = False, overrides: Sequence[str] = (), progress: bool = True) -> int:
+    """Train on the ``pose_demo`` config (+ ``overrides``) into ``out``, then evaluate."""
     from ...engine.logger import read_jsonl
+    from ...engine.named_configs import load_named_config
     from .runner import evaluate_pose, print_pose_table, train_pose
 
-    modality = getattr(args, "modality", "rgb") or "rgb"
-    out = Path(args.out or ("runs/demo-pose" if modality == "rgb" else "runs/demo-pose-events"))
-    quiet = bool(getattr(args, "quiet", False))
-    extra = (QUICK_POSE if getattr(args, "quick", False) else []) + [f"data.modality={modality}"]
-    ns = argparse.Namespace(config="pose_demo", overrides=list(getattr(args, "overrides", []) or []),
-                            out=str(out))
-    cfg = config_from_args(ns, extra)
+    modality = modality or "rgb"
+    out = Path(out or ("runs/demo-pose" if modality == "rgb" else "runs/demo-pose-events"))
+    extra = (DEMO_SMOKE_OVERRIDES if quick else []) + [f"data.modality={modality}"]
+    cfg = load_named_config("pose_demo", list(overrides) + extra, out_dir=out)
     if cfg.run.task != "pose":
         raise ValueError(f"the pose demo needs run.task=pose, got {cfg.run.task!r}")
 
     t0 = time.perf_counter()
-    result = train_pose(cfg, progress=not quiet)
+    result = train_pose(cfg, progress=progress)
     train_s = time.perf_counter() - t0
     history = read_jsonl(out / "metrics.jsonl")
     desc = (f"{cfg.model.name} ({cfg.model.attention}, {cfg.model.design}) on SyntheticPoseVideos "
@@ -67,11 +66,11 @@ def run_pose_demo(args: argparse.Namespace) -> int:
     print(f"training {train_s / 60:.1f} min, total {total_s / 60:.1f} min; checkpoint {out / 'best'}, "
           f"curves {out / 'curves.png'}, skeletons {ev.get('skeleton_png', '-')}")
 
-    if getattr(args, "compare", False):
+    if compare:
         cmp_out = out.parent / (out.name + "-spatial-nostate")
-        ns2 = argparse.Namespace(**{**vars(ns), "out": str(cmp_out)})
-        cfg2 = config_from_args(ns2, extra + ["model.design=spatial", "model.temporal_state=false"])
-        train_pose(cfg2, progress=not quiet)
+        cfg2 = load_named_config("pose_demo", list(overrides) + extra + [
+            "model.design=spatial", "model.temporal_state=false"], out_dir=cmp_out)
+        train_pose(cfg2, progress=progress)
         _epoch_table(read_jsonl(cmp_out / "metrics.jsonl"),
                      "spatial-only attention, membranes reset every frame (no temporal state)")
         ev2 = evaluate_pose(cmp_out / "best", cmp_out)

@@ -4,19 +4,21 @@ SyntheticSegVideos task, then score the best checkpoint on a held-out split.
 Prints the per-epoch table, the held-out mIoU / pixel accuracy / mVC_8 next to the
 majority-class baseline and the per-class IoU table, and writes ``prediction_panel.png``
 (frames / truth / prediction of a held-out clip) and ``demo_metrics.json`` into the output
-folder (default ``runs/demo-seg``). ``--quick`` is a smoke test (< 1 min); ``--compare`` also
+folder (default ``runs/demo-seg``). ``quick`` is a smoke test (< 1 min); ``compare`` also
 trains the spatial-only model without temporal state on the same budget.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
-QUICK = ["data.train_samples=16", "data.val_samples=8", "optim.epochs=1", "data.batch_size=8",
-         "data.size=32"]
+__all__ = ["run_segmentation_demo", "DEMO_SMOKE_OVERRIDES", "print_seg_table"]
+
+# ``svf demo --task segmentation --quick``: a smoke-test budget (< 1 min)
+DEMO_SMOKE_OVERRIDES = ["data.train_samples=16", "data.val_samples=8", "optim.epochs=1",
+                        "data.batch_size=8", "data.size=32"]
 HELD_OUT_SAMPLES = 128
 
 
@@ -51,25 +53,25 @@ def _held_out(run_dir: Path, cfg, windows=(8, 16)):
     return metrics, task, model, ds
 
 
-def run_segmentation_demo(args: argparse.Namespace) -> int:
-    from ...cli.train import config_from_args
+def run_segmentation_demo(out: Optional[str] = None, modality: str = "rgb", quick: bool = False,
+                          compare: bool = False, overrides: Sequence[str] = (),
+                          progress: bool = True) -> int:
+    """Train on the ``seg_demo`` config (+ ``overrides``) into ``out``, then score a held-out split."""
     from ...engine.logger import read_jsonl
+    from ...engine.named_configs import load_named_config
     from ..common import write_json
     from .runner import save_prediction_panel, train_segmentation
     from .synthetic import majority_class_baseline
 
-    if getattr(args, "modality", "rgb") not in (None, "rgb"):
-        print(f"svf demo --task segmentation supports --modality rgb only, got {args.modality!r}")
+    if modality not in (None, "rgb"):
+        print(f"svf demo --task segmentation supports --modality rgb only, got {modality!r}")
         return 2
-    out = Path(args.out or "runs/demo-seg")
-    extra = list(QUICK) if args.quick else []
-    ns = {**vars(args), "config": "seg_demo", "out": str(out)}
-    ns.setdefault("overrides", [])
-    cfg = config_from_args(argparse.Namespace(**ns), extra)
+    out = Path(out or "runs/demo-seg")
+    extra = list(DEMO_SMOKE_OVERRIDES) if quick else []
+    cfg = load_named_config("seg_demo", list(overrides) + extra, out_dir=out)
     if cfg.run.task != "segmentation" or cfg.data.dataset != "synthetic_seg":
         print("the segmentation demo needs run.task=segmentation and data.dataset=synthetic_seg")
         return 2
-    progress = not getattr(args, "quiet", False)
     t0 = time.perf_counter()
     result = train_segmentation(cfg, progress=progress)
     train_min = (time.perf_counter() - t0) / 60
@@ -92,11 +94,10 @@ def run_segmentation_demo(args: argparse.Namespace) -> int:
     summary = {"held_out": {k: v for k, v in metrics.items()}, "majority_baseline_miou": baseline,
                "best_val_miou": result["best_metric"], "best_epoch": result["best_epoch"],
                "train_minutes": train_min, "panel_png": str(panel)}
-    if getattr(args, "compare", False):
+    if compare:
         cmp_out = out.parent / (out.name + "-spatial-nostate")
-        ns2 = {**ns, "out": str(cmp_out)}
-        cfg2 = config_from_args(argparse.Namespace(**ns2),
-                                extra + ["model.design=spatial", "model.temporal_state=false"])
+        cfg2 = load_named_config("seg_demo", list(overrides) + extra + [
+            "model.design=spatial", "model.temporal_state=false"], out_dir=cmp_out)
         train_segmentation(cfg2, progress=progress)
         m2, _, _, _ = _held_out(cmp_out, cfg2)
         print(f"\nspatial-only attention, membranes reset every frame: mIoU {_fmt(m2['miou'])}  "

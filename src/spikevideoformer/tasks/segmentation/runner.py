@@ -1,23 +1,8 @@
 """Train / evaluate video semantic segmentation (``svf train`` with ``run.task=segmentation``,
-``svf eval``).
-
-Datasets (``data.dataset``):
-
-* ``synthetic_seg`` — the embedded :class:`SyntheticSegVideos` (splits ``train``/``val``;
-  ``data.train_samples``/``data.val_samples`` clips, default 512/128; ``data.size`` pixels;
-  ``model.num_classes`` in 2..7). Clips stay in [0, 1].
-* ``vspw`` — :class:`VSPWDataset` at ``data.root``; ``model.num_classes`` 124 (123 drops the
-  "others" class, ``reduce_zero_label``). Training crops ``data.size``; validation tiles every
-  video at its native resolution (batch size 1) and stitches whole videos for mVC.
-* ``cityscapes`` — :class:`CityscapesSequenceDataset` at ``data.root``; 19 classes; training
-  crops ``data.size``, validation at full resolution; only the last frame of each clip is
-  labelled, so no mVC.
-
-``data.train_samples``/``data.val_samples`` cap the real datasets (deterministic subset).
+``svf eval``). Datasets: :mod:`.data`.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import warnings
@@ -25,24 +10,20 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from ...engine import Trainer, build_dataloader, init_distributed, seed_everything
+from ...engine import build_dataloader, resolve_device
 from ...engine.checkpoint import load_model_weights
-from ...engine.distributed import capture_rng_state, resolve_device, restore_rng_state
 from ...engine.config import TrainConfig
 from ..common import build_backbone, load_trained, write_json
-from .datasets import CITYSCAPES_CLASSES, IGNORE_INDEX, CityscapesSequenceDataset, VSPWDataset
+from ..fit import fit_task
+from .data import build_segmentation_data
 from .head import SegSpikeVideoFormer
-from .synthetic import SyntheticSegVideos
 from .task import SegmentationTask, unpack_seg_batch
 from .visualize import save_segmentation_panel
 
-__all__ = ["SEG_DATASETS", "build_segmentation_model", "class_frequencies", "build_segmentation_data", "train_segmentation",
-           "evaluate_segmentation", "evaluate_segmentation_model", "vc_windows_for", "segmentation_energy"]
-
-SEG_DATASETS = ("synthetic_seg", "vspw", "cityscapes")
-DEFAULT_SYNTHETIC_SAMPLES = (512, 128)
+__all__ = ["build_segmentation_model", "init_backbone", "train_segmentation", "evaluate_segmentation",
+           "evaluate_segmentation_model", "vc_windows_for", "segmentation_energy", "save_prediction_panel"]
 
 
 def build_segmentation_model(cfg: TrainConfig) -> SegSpikeVideoFormer:
@@ -69,74 +50,7 @@ def vc_windows_for(cfg: TrainConfig) -> tuple[int, ...]:
     return tuple(k for k in (8, 16) if fits(k))
 
 
-def _cap(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    idx = sorted(torch.randperm(len(ds), generator=g)[:n].tolist())  # type: ignore[arg-type]
-    return Subset(ds, idx)
-
-
-def build_segmentation_data(cfg: TrainConfig, splits=("train", "val")) -> dict[str, Any]:
-    """``{"train": ds, "val": ds, "class_names": [...], "val_batch_size": int}`` for the config.
-
-    Only the requested splits are built (``evaluate_segmentation`` needs ``val`` only).
-    """
-    d, k, seed = cfg.data, cfg.model.num_classes, cfg.run.seed
-    out: dict[str, Any] = {"val_batch_size": d.batch_size}
-    if d.dataset == "synthetic_seg":
-        counts = dict(zip(("train", "val"), DEFAULT_SYNTHETIC_SAMPLES))
-        samples = {"train": d.train_samples or counts["train"], "val": d.val_samples or counts["val"]}
-        for s in splits:
-            out[s] = SyntheticSegVideos(s, samples.get(s, counts["val"]), d.num_frames, d.size, k, seed)
-        out["class_names"] = list(out[splits[0]].class_names)
-    elif d.dataset in ("vspw", "cityscapes"):
-        if not d.root:
-            raise ValueError(f"data.root is required for data.dataset={d.dataset!r} "
-                             f"(layout: docs/segmentation_data.md)")
-        if d.dataset == "vspw":
-            if k not in (VSPWDataset.NUM_CLASSES, VSPWDataset.NUM_CLASSES - 1):
-                raise ValueError(f"VSPW has 124 classes (123 without 'others'); model.num_classes={k}")
-            kw = dict(num_frames=d.num_frames, reduce_zero_label=k == VSPWDataset.NUM_CLASSES - 1)
-            if "train" in splits:
-                out["train"] = VSPWDataset(d.root, "train", size=d.size, train=True, **kw)
-            if "val" in splits:
-                out["val"] = VSPWDataset(d.root, "val", size=None, train=False, return_meta=True, **kw)
-                out["val_batch_size"] = 1  # native resolution differs between videos
-            out["class_names"] = [str(i) for i in range(k)]
-        else:
-            if k != CityscapesSequenceDataset.NUM_CLASSES:
-                raise ValueError(f"Cityscapes has 19 train ids; model.num_classes={k}")
-            if "train" in splits:
-                out["train"] = CityscapesSequenceDataset(d.root, "train", d.num_frames, size=d.size, train=True)
-            if "val" in splits:
-                out["val"] = CityscapesSequenceDataset(d.root, "val", d.num_frames, size=None, train=False)
-            out["class_names"] = list(CITYSCAPES_CLASSES)
-        if "train" in out:
-            out["train"] = _cap(out["train"], d.train_samples, seed)
-        if "val" in out:
-            out["val"] = _cap(out["val"], d.val_samples, seed)
-    else:
-        raise ValueError(f"unknown data.dataset {d.dataset!r} for segmentation; use one of {list(SEG_DATASETS)}")
-    return out
-
-
-def class_frequencies(dataset: Dataset, num_classes: int, max_items: int = 32) -> torch.Tensor:
-    """Labelled-pixel counts per class over the first ``max_items`` items of ``dataset``
-    (random augmentations do not consume the global RNG streams: they are restored)."""
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    rng = capture_rng_state()
-    try:
-        for i in range(min(max_items, len(dataset))):  # type: ignore[arg-type]
-            m = unpack_seg_batch(dataset[i])[1]
-            m = m[(m != IGNORE_INDEX) & (m >= 0) & (m < num_classes)]
-            counts += torch.bincount(m.reshape(-1), minlength=num_classes)[:num_classes].double()
-    finally:
-        restore_rng_state(rng)
-    return counts
-
-
-def _init_backbone(model: SegSpikeVideoFormer, cfg: TrainConfig) -> Optional[str]:
+def init_backbone(model: SegSpikeVideoFormer, cfg: TrainConfig) -> Optional[str]:
     """``model.init`` pointing at backbone weights (ImageNet / classification checkpoints, keys
     without the ``backbone.`` prefix) is loaded into ``model.backbone`` here; a segmentation
     checkpoint (``backbone.*``/``head.*`` keys) is left to the Trainer. Returns the report."""
@@ -149,28 +63,8 @@ def _init_backbone(model: SegSpikeVideoFormer, cfg: TrainConfig) -> Optional[str
 def train_segmentation(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a segmentation model; writes checkpoints, metrics and curves to
     ``run.out_dir`` and returns the Trainer's final record (``val_miou``, ``val_mVC_8``, ...)."""
-    info = init_distributed(cfg.run.device)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
-    data = build_segmentation_data(cfg)
-    model = build_segmentation_model(cfg)
-    freq = class_frequencies(data["train"], cfg.model.num_classes)
-    if freq.sum() > 0:  # prior-initialised classifier bias (a checkpoint loaded later overrides it)
-        model.init_class_prior(freq)
-    trainer_cfg = cfg
-    backbone_report = _init_backbone(model, cfg)
-    if backbone_report is not None:  # already loaded into the backbone: the Trainer must not retry
-        trainer_cfg = copy.deepcopy(cfg)
-        trainer_cfg.model.init = None
-    task = SegmentationTask(cfg.model.num_classes, vc_windows=vc_windows_for(cfg),
-                            class_names=data["class_names"], vc_definition=cfg.data.vc_definition)
-    kw = dict(info=info, seed=cfg.run.seed, num_workers=cfg.data.num_workers)
-    train_loader = build_dataloader(data["train"], cfg.data.batch_size, train=True, **kw)
-    val_loader = build_dataloader(data["val"], data["val_batch_size"], train=False, **kw)
-    trainer = Trainer(model, task, trainer_cfg, train_loader, val_loader, progress=progress, dist_info=info)
-    trainer.cfg = cfg  # record the configured model.init in config.yaml / checkpoints
-    if backbone_report is not None and trainer.is_main:
-        print(f"backbone initialised from {cfg.model.init}:\n{backbone_report}")
-    return trainer.fit()
+    from .spec import SPEC
+    return fit_task(cfg, SPEC, progress)
 
 
 def _finite_or_none(v: Any) -> Any:
