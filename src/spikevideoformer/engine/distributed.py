@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
-import importlib
 import os
 import traceback
 import warnings
@@ -36,16 +35,6 @@ __all__ = [
 
 # Single-process helpers that moved to their own modules (``resolve_device``: imported above);
 # ``from .distributed import <name>`` keeps working for them.
-_MOVED = {"build_sampler": "loaders", "build_dataloader": "loaders", "set_loader_epoch": "loaders",
-          "seed_everything": "seeding", "capture_rng_state": "seeding", "restore_rng_state": "seeding"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process sits in the job."""

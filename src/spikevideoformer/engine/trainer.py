@@ -3,12 +3,11 @@
 A *task* object supplies everything task specific (see :class:`Task`); the :class:`Trainer`
 owns optimisation (AdamW without weight decay on 1-D parameters, per-step warmup + cosine LR,
 gradient clipping, optional CUDA AMP), seeding, progress bars, metric logs, checkpoints and
-learning curves.  Under ``torchrun`` the same code runs DDP: rank 0 logs and checkpoints,
-metrics are all-reduced.
+learning curves.  Under ``torchrun`` it runs DDP: rank 0 logs and checkpoints, metrics are all-reduced.
 
 Resume is exact, also in the middle of an epoch: a checkpoint stores the step within the epoch,
 the per-rank RNG states and the epoch's running metric sums; the loader order is a function of
-``(seed, epoch)`` (:func:`~.distributed.set_loader_epoch`), and on resume the first ``j``
+``(seed, epoch)`` (:func:`~.loaders.set_loader_epoch`), and on resume the first ``j``
 batches of the epoch are skipped -- at the index level with ``num_workers=0`` (no data is
 loaded), by replaying them through the workers otherwise (so per-worker augmentation RNGs line
 up; this costs loading ``j`` batches).  Exactness needs ``persistent_workers=False`` and the
@@ -37,9 +36,10 @@ from .batches import drawn_batch_size, first_tensor, new_epoch_acc, num_skipped
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
                          save_checkpoint)
 from .config import TrainConfig, load_config, save_config, to_dict
-from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, capture_rng_state,
-                          init_distributed, restore_rng_state, seed_everything, set_loader_epoch,
+from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                           unwrap_model, wrap_model)
+from .loaders import set_loader_epoch
+from .seeding import capture_rng_state, restore_rng_state, seed_everything
 from .logger import MetricLogger, plot_curves
 from .schedule import WarmupCosineSchedule, build_optimizer, steps_from_epochs
 from .task import Task
