@@ -132,9 +132,16 @@ def charge(x: torch.Tensor, v: torch.Tensor, p: NeuronParams,
     these operations in this order, so all give the same spikes.
     """
     above_rest = v - p.v_reset if p.v_reset != 0.0 else v
+    if out is None:
+        if p.decay_input:
+            return v + (x - above_rest) / p.tau
+        return v - above_rest / p.tau + x
+    # the same operations in the same order, written into ``out`` without temporaries
     if p.decay_input:
-        return torch.add(v, (x - above_rest) / p.tau, out=out)
-    return torch.add(v - above_rest / p.tau, x, out=out)
+        torch.sub(x, above_rest, out=out)
+        return out.div_(p.tau).add_(v)
+    torch.div(above_rest, p.tau, out=out)
+    return torch.sub(v, out, out=out).add_(x)
 
 
 def fire(h: torch.Tensor, p: NeuronParams,
