@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.bench import QUICK, BenchConfig, format_report, run_benchmarks
+    from ..analysis.bench import quick_config, BenchConfig, format_report, run_benchmarks
     from ..analysis.bench import VARIANTS as DESIGNS  # the designs and the ANN counterpart
 
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         val = getattr(args, name)
         if val is not None and val < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {val}")
-    cfg = QUICK() if args.quick else BenchConfig()
+    cfg = quick_config() if args.quick else BenchConfig()
     cfg.sections = sections
     cfg.device = args.device
     cfg.threads = args.threads if args.threads and args.threads > 0 else None

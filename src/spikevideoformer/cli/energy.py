@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-ATTENTIONS = ("hamming", "dot", "softmax")
-DESIGNS = ("joint", "spatial", "factorized", "hierarchical")
+from ..layers.blocks import ATTENTIONS, DESIGNS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,15 +83,9 @@ def _load_model(args: argparse.Namespace):
             print(f"loaded {d}: {cfg.model.name}, attention={cfg.model.attention}, "
                   f"design={cfg.model.design}, spike_max={cfg.model.spike_max}")
             return model, defaults
-        from safetensors import SafetensorError
-
-        from ..engine.checkpoint import CheckpointError
         from ..models import load_official_checkpoint
 
-        try:
-            model = load_official_checkpoint(str(path))
-        except SafetensorError as e:
-            raise CheckpointError(f"cannot read weights file {path}: {e}") from None
+        model = load_official_checkpoint(str(path))  # an unreadable file: CheckpointError naming it
         print(f"loaded {path}: embed_dim={model.embed_dim}, attention={model.attention}, "
               f"design={model.design}")
         return model.eval(), {"in_chans": model.in_chans}

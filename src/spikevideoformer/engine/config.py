@@ -33,14 +33,14 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import yaml
 
+from ..layers.blocks import ATTENTIONS, DESIGNS  # the model's own lists (re-exported)
+
 __all__ = [
     "ConfigError", "ModelConfig", "DataConfig", "OptimConfig", "RunConfig", "TrainConfig",
     "load_config", "to_dict", "save_config", "ATTENTIONS", "DESIGNS", "NEURONS", "MODALITIES",
     "AMP_DTYPES",
 ]
 
-ATTENTIONS = ("hamming", "dot", "softmax")
-DESIGNS = ("joint", "spatial", "factorized", "hierarchical")
 NEURONS = ("lif", "relu")
 MODALITIES = ("rgb", "gray", "event")
 AMP_DTYPES = ("bfloat16", "float16")

@@ -10,8 +10,10 @@ from .attention import (
     resolve_scale, softmax_attention, to_tokens,
 )
 from .blocks import (
-    ATTENTIONS, DESIGNS, MLP, ConvBlock, DownSampling, SepConv, SpikeAttention, TransformerBlock,
+    ATTENTIONS, DESIGNS, MLP, AttentionBranch, ConvBlock, DownSampling, SepConv, SpikeAttention,
+    TransformerBlock, per_frame,
 )
+from .fuse import bn_affine, fuse_conv_bn
 from .inference_neuron import InferenceLIF, lif_inference
 from .lif_backends import get_lif_backend, set_lif_backend
 from .neuron import (
@@ -26,6 +28,6 @@ __all__ = [
     "compact_spike_storage",
     "GROUPINGS", "to_tokens", "from_tokens", "hamming_linear", "dot_linear", "softmax_attention",
     "hamming_explicit", "dot_explicit", "resolve_scale", "ATTENTIONS", "DESIGNS", "MLP",
-    "ConvBlock", "DownSampling", "SepConv", "SpikeAttention", "TransformerBlock", "BNAndPad",
-    "RepConv", "bn_zero_response",
+    "ConvBlock", "DownSampling", "SepConv", "AttentionBranch", "SpikeAttention", "TransformerBlock",
+    "per_frame", "bn_affine", "fuse_conv_bn", "BNAndPad", "RepConv", "bn_zero_response",
 ]

@@ -8,12 +8,12 @@
 """
 from .measure import machine_info, peak_memory, time_interleaved, tune_malloc
 from .report import REPORTED, VARIANT_TITLES, format_report, plot, summarize, write_csv
-from .sections import QUICK, VARIANTS, BenchConfig, bench_lif, bench_scaling, bench_train, run_benchmarks
+from .sections import quick_config, VARIANTS, BenchConfig, bench_lif, bench_scaling, bench_train, run_benchmarks
 from .spikingjelly_adapter import SpikingJellyLIF, spikingjelly_available, spikingjelly_version, \
     swap_to_spikingjelly
 
 __all__ = [
-    "BenchConfig", "QUICK", "VARIANTS", "VARIANT_TITLES", "REPORTED", "machine_info", "peak_memory",
+    "BenchConfig", "quick_config", "VARIANTS", "VARIANT_TITLES", "REPORTED", "machine_info", "peak_memory",
     "time_interleaved", "tune_malloc", "SpikingJellyLIF", "swap_to_spikingjelly",
     "spikingjelly_available", "spikingjelly_version", "bench_lif", "bench_train", "bench_scaling",
     "summarize", "run_benchmarks", "format_report", "plot", "write_csv",

@@ -31,7 +31,7 @@ from .measure import _cpu_ms, _median, machine_info, peak_memory, time_interleav
 from .report import VARIANT_TITLES, plot, summarize, write_csv
 from .spikingjelly_adapter import spikingjelly_available, swap_to_spikingjelly
 
-__all__ = ["VARIANTS", "BenchConfig", "QUICK", "bench_lif", "bench_train",
+__all__ = ["VARIANTS", "BenchConfig", "quick_config", "bench_lif", "bench_train",
            "bench_scaling", "run_benchmarks"]
 
 #: bench candidates (label -> create_model keyword arguments): every space-time design with
@@ -66,7 +66,7 @@ class BenchConfig:
     extra: dict = field(default_factory=dict)
 
 
-def QUICK(**kw) -> BenchConfig:
+def quick_config(**kw) -> BenchConfig:
     """A smoke-test configuration that runs in a few seconds (numbers are not meaningful)."""
     base = dict(lif_shape=(4, 1, 8, 16, 16), train_batch=1, train_frames=2, train_size=16,
                 frames=(2, 4), size=16, batch=1, reps=1)

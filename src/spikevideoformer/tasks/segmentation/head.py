@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...layers.blocks import per_frame
 from ...layers.neuron import NeuronParams
 from ...models.backbone import SpikeVideoFormer, check_video
 
@@ -62,13 +63,6 @@ def head_parameter_count(in_channels: Sequence[int], num_classes: int, decoder_d
     return lateral + 9 * d * d + 2 * d + d * k + k
 
 
-def _per_frame(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Stateless ``module`` on ``[T, B, ...]`` with T folded into the batch."""
-    T, B = x.shape[:2]
-    y = module(x.flatten(0, 1))
-    return y.reshape(T, B, *y.shape[1:])
-
-
 class _Lateral(nn.Module):
     """One stage's branch: LIF → 1×1 conv (no bias) → BN."""
 
@@ -79,7 +73,7 @@ class _Lateral(nn.Module):
         self.bn = nn.BatchNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _per_frame(lambda z: self.bn(self.conv(z)), self.lif(x))
+        return per_frame(lambda z: self.bn(self.conv(z)), self.lif(x))
 
 
 class SpikeSegHead(nn.Module):
@@ -137,10 +131,10 @@ class SpikeSegHead(nn.Module):
         for branch, f in zip(self.lateral, feats):
             y = self._resize(branch(f), size)
             fused = y if fused is None else fused + y
-        x = _per_frame(lambda z: self.fuse_bn(self.fuse_conv(z)), self.fuse_lif(fused))
+        x = per_frame(lambda z: self.fuse_bn(self.fuse_conv(z)), self.fuse_lif(fused))
         if self.residual:
             x = x + fused
-        return _per_frame(self.classifier, self.cls_lif(x))
+        return per_frame(self.classifier, self.cls_lif(x))
 
 
 class SegSpikeVideoFormer(nn.Module):

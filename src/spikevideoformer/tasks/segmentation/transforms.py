@@ -15,13 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "random_scale", "random_crop", "random_flip",
     "resize", "normalize", "denormalize", "SegTrainTransform", "SegEvalTransform",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 Size = Union[int, Sequence[int]]
 
 
