@@ -33,8 +33,7 @@ __all__ = [
     "all_reduce_mean", "all_reduce_sum", "all_gather_objects", "wrap_model", "unwrap_model",
 ]
 
-# Single-process helpers that moved to their own modules (``resolve_device``: imported above);
-# ``from .distributed import <name>`` keeps working for them.
+
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process sits in the job."""
@@ -52,18 +51,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:<local_rank>`` if CUDA is available else ``cpu``; ``"cuda"`` -> ``cuda:<local_rank>``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def _active() -> bool:
