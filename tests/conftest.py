@@ -1,9 +1,9 @@
-"""Shared test settings: few threads (CI has 2 cores), deterministic seeds, reference paths."""
+"""Shared test settings (fixtures only: few threads, deterministic seeds, time limits).
+
+Helpers that tests import live in ``helpers.py``.
+"""
 import pytest
 import torch
-
-
-from helpers import REFERENCE, randomize_bn  # noqa: F401  (older imports from conftest)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lively_bn import lively_bn
+from helpers import lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.analysis import E_AC, E_MAC, calibrate_bn, profile
 from spikevideoformer.layers import LIF, NeuronSpec, SpikeAttention, lif_reference, LIFParams

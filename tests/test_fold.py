@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lively_bn import lively_bn
+from helpers import lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.deploy import (
     InferenceLIF, fold, fold_conv_bn, fold_repconv, is_folded, lif_inference,

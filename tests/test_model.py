@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import spikevideoformer as svf
-from conftest import REFERENCE, randomize_bn
+from helpers import REFERENCE, randomize_bn
 
 
 def read_keys(name):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from lively_bn import lively_bn
+from helpers import lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.analysis import check_spike_driven, is_spike_tensor
 
