@@ -230,7 +230,8 @@ def profile(model: nn.Module, video: torch.Tensor, e_mac: float = E_MAC, e_ac: f
             gradients (its train/eval mode is restored).
         video: the input, batch first (``[B, T, C, H, W]`` for a SpikeVideoFormer); energies
             are per clip (divided by B).
-        e_mac, e_ac: joules per MAC / per accumulate (45 nm defaults, docs/design.md §5.1).
+        e_mac: joules per MAC (45 nm default, docs/design.md §5.1).
+        e_ac: joules per accumulate (45 nm default, docs/design.md §5.1).
         input_is_spikes: ``"auto"`` treats the input as spikes when it is binary, or
             non-negative integers with 2 channels (event frames); True/False force it. A
             spike-fed stem costs ACs (a value k counts k additions).

@@ -191,12 +191,16 @@ class VideoFolder(_VideoClipDataset):
     Args:
         root: dataset root; ``split=None`` means ``root`` itself holds the class folders.
         split: sub-folder such as ``"train"`` / ``"val"``.
-        num_frames, size: clip length ``T`` and output crop size.
+        num_frames: clip length ``T``.
+        size: output crop size.
         train: augmentation + one clip (True) or deterministic multi-view testing (False).
-        num_clips, num_crops: eval views (crops: 1 = centre, 3 = along the long side).
+        num_clips: eval views along time.
+        num_crops: eval views in space (1 = centre, 3 = along the long side).
         short_side: resize target before cropping (default ``size * 256 / 224``).
         classes: fixed class list (e.g. the train split's) so labels agree across splits.
-        mean, std: normalisation; hflip: random horizontal flip in train mode.
+        mean: normalisation mean per channel.
+        std: normalisation std per channel.
+        hflip: random horizontal flip in train mode.
         extensions: accepted file suffixes (case-insensitive; default :data:`VIDEO_EXTENSIONS`).
     """
 

@@ -120,8 +120,10 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module, optimizer: Optional[
     Args:
         path: checkpoint directory (e.g. ``out_dir/last``), or a file inside one.
         model: the model (DDP / compiled wrappers are unwrapped; keys saved without prefixes).
-        optimizer, scheduler: optional; scheduler state goes to meta.json if JSON-serialisable.
-        epoch, step: training position, stored in meta.json.
+        optimizer: optional; its tensors go to train_state.safetensors, the rest to meta.json.
+        scheduler: optional; its state goes to meta.json if JSON-serialisable.
+        epoch: training position (epoch), stored in meta.json.
+        step: training position (global step), stored in meta.json.
         config: a JSON-able dict (or a :class:`TrainConfig`) recorded in meta.json.
         extra_state: JSON-able values go to ``meta["extra_state"]``; tensor values are stored
             in train_state.safetensors as ``extra.<key>``.

@@ -90,7 +90,9 @@ class SpikeVideoFormer(nn.Module):
         attention: ``"hamming"`` (SDHA), ``"dot"`` (SDSA) or ``"softmax"`` (ANN counterpart).
         design: ``"joint"``, ``"spatial"``, ``"factorized"`` or ``"hierarchical"`` (docs/design.md §3.6).
         neuron: :class:`NeuronParams` (LIF/Integer-LIF, or ReLU for the ANN counterpart).
-        heads, mlp_ratio, depths: 8, 4 and (6, 2) transformer blocks in stages 3 and 4.
+        heads: attention heads (8).
+        mlp_ratio: MLP hidden width / width (4).
+        depths: transformer blocks in stages 3 and 4 (6, 2).
         scale: attention scale (``"1/(2C)"``, ``"1/8"``, ``"1/sqrt(d)"`` or a float).
         kd: also build the distillation head ``head_kd`` (output = mean of both heads).
     """

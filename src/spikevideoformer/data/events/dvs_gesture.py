@@ -164,7 +164,9 @@ class DVSGesture(_Base):
         size: output resolution; must divide 128 (coordinates are integer-divided by
             ``128 // size``, summing events of each block).
         mode: ``"time"`` or ``"count"`` binning (see :func:`events_to_frames`).
-        overlap, clip_value, normalize: passed to :func:`events_to_frames`.
+        overlap: passed to :func:`events_to_frames`.
+        clip_value: passed to :func:`events_to_frames`.
+        normalize: passed to :func:`events_to_frames`.
         transform: optional callable applied to the frames tensor.
         target_transform: optional callable applied to the label.
 
