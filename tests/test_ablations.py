@@ -138,7 +138,7 @@ def test_write_csv_union_header_float_format_atomic(tmp_path):
 
 @pytest.mark.slow
 def test_quick_study_reproduces_the_readme_orderings(tmp_path):
-    """README / docs/ablations.md `--quick` claims (about 8 min on 2 cores): dot does not train,
+    """docs/ablations.md `--quick` claims (about 8 min on 2 cores): dot does not train,
     spatial-only reaches 100 % on every seed, and beats the full model on average."""
     assert svf_main(["ablate", "--quick", "--jobs", "2", "--out", str(tmp_path)]) == 0
     rows = {r["variant"]: r for r in summarize(read_runs(tmp_path / "runs.csv"))}

@@ -113,7 +113,7 @@ def test_demo_smoke(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_full_demo_reaches_95_percent(tmp_path, capsys):
-    """The README's claim: `svf demo` reaches >= 95 % validation accuracy (about 4-5 min)."""
+    """docs/getting-started.md's claim: `svf demo` reaches >= 95 % validation accuracy (about 4-5 min)."""
     assert main(["demo", "--quiet", "--out", str(tmp_path / "demo")]) == 0
     log = [json.loads(line) for line in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
     assert max(r["val_acc"] for r in log) >= 0.95
