@@ -119,9 +119,18 @@ def run_page(page: str, modes: tuple[str, ...]) -> int:
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
+    """A temporary working directory; process-wide torch settings that an example's training
+    run changes (deterministic mode, default dtype) are restored afterwards."""
+    import torch
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    return tmp_path
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    dtype = torch.get_default_dtype()
+    yield tmp_path
+    torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+    torch.set_default_dtype(dtype)
 
 
 def test_every_block_is_accounted_for():
