@@ -1,7 +1,9 @@
 """Which implementation runs a multi-step LIF, and the one graph-capture check (docs/design.md §1.3).
 
 ``layers/neuron.py`` calls :func:`lif_backend_for`, then :func:`forward` / :func:`backward`.
-Backends, chosen per call (:func:`set_lif_backend`, env ``SVF_LIF_BACKEND``, default ``auto``):
+Backends, chosen per call (:func:`set_lif_backend`, env ``SVF_LIF_BACKEND``, default ``auto``;
+on the CPU ``auto`` measures native against torch once per shape class and keeps the faster,
+``layers/_lif_autotune.py``; ``SVF_LIF_AUTOTUNE=0`` takes native without measuring):
 
 * ``"native"`` — a small C kernel (CPU, float32, scalar ``v_th``), ``layers/_lif_native.py``;
   built with the system C compiler on first use (``SVF_LIF_NATIVE=0`` disables it).
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import _lif_native, _lif_torch
+from . import _lif_autotune, _lif_native, _lif_torch
 
 if TYPE_CHECKING:
     from .neuron import NeuronParams
@@ -100,10 +102,15 @@ def lif_backend_for(x: torch.Tensor, p: NeuronParams | None = None) -> str:
     if x.dtype == torch.float32 and scalar_th and x.numel() > 0 and not graph_capture():
         device = x.device.type
         if device == "cpu" and want in ("auto", "native") and _lif_native._native_lib() is not None:
-            return "native"
+            return "native" if want == "native" else _lif_autotune.choose(x, p or _default_params())
         if device == "cuda" and want in ("auto", "triton") and _triton() is not None:
             return "triton"
     return "torch"
+
+
+def _default_params() -> NeuronParams:
+    from .neuron import DEFAULT
+    return DEFAULT
 
 
 def forward(backend: str, x: torch.Tensor, p: NeuronParams, store_h: bool):
