@@ -36,10 +36,25 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_flags() -> str | None:
+    """The SIMD flags that matter for the LIF kernels (x86: avx2 / avx512f; Arm: neon / sve)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("flags", "features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(k for k in ("avx2", "fma", "avx512f", "asimd", "sve")
+                                    if k in have) or "none of avx2/avx512f"
+    except OSError:
+        pass
+    return None
+
+
 def machine_info(device: str = "cpu") -> dict:
     """CPU model, threads, torch version (and GPU name on CUDA) of this run."""
     info = {
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

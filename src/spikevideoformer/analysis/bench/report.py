@@ -121,10 +121,19 @@ def format_report(results: dict, markdown: bool = False) -> str:
         lines.append(f"LIF forward+backward, x = [{lif[0]['shape'].replace('x', ', ')}] float32 "
                      f"(median of {lif[0]['reps']})")
         table(["implementation", "fwd+bwd ms", "CPU ms", "fwd ms", "bwd ms", "peak MB",
-               "bytes/elem"],
+               "bytes/elem", "GB/s"],
               [[r["label"], _fmt(r["time_ms"], 2), _fmt(r.get("cpu_ms"), 2), _fmt(r["fwd_ms"], 2),
-                _fmt(r["bwd_ms"], 2), _fmt(r["peak_mb"]), _fmt(r["bytes_per_element"])]
+                _fmt(r["bwd_ms"], 2), _fmt(r["peak_mb"]), _fmt(r["bytes_per_element"]),
+                _fmt(r.get("gb_s"), 2)]
                for r in lif])
+        bw = [r for r in lif if r.get("copy_gb_s")]
+        if bw:
+            r = next((r for r in bw if r["name"] == "svf"), bw[0])
+            lines.append(f"LIF memory bandwidth: the auto backend ({r.get('backend') or '?'}) moves "
+                         f"{_fmt(r['gb_s'], 2)} GB/s (24 bytes read+written per element) vs "
+                         f"{_fmt(r['copy_gb_s'], 2)} GB/s for a torch copy of the same bytes "
+                         f"({_fmt(100 * r['gb_s'] / r['copy_gb_s'])}% of copy)")
+            lines.append("")
     tr = results.get("train", [])
     if tr:
         r0 = tr[0]

@@ -74,6 +74,9 @@ def quick_config(**kw) -> BenchConfig:
     return BenchConfig(**base)
 
 
+LIF_BYTES_PER_ELEMENT = 24  # fwd: read x, write s and h; bwd: read g and h, write the gradient
+
+
 def bench_lif(cfg: BenchConfig, log: Callable[[str], None] = print) -> list[dict]:
     """LIF forward + backward: ours (auto backend, and the pure-torch fallback) vs SJ."""
     dev = cfg.device
@@ -139,6 +142,14 @@ def bench_lif(cfg: BenchConfig, log: Callable[[str], None] = print) -> list[dict
         fwd[n] = f
     ftimes = time_interleaved(fwd, reps=max(2 * cfg.reps, 5), warmup=0, device=dev)
     elems = x.numel()
+    # memory bandwidth: the fused fwd+bwd must read x, g, h and write s, h, grad (6 float32
+    # per element); a plain copy of a 3-element-per-neuron buffer moves the same bytes
+    src = torch.full((3 * elems,), 0.5, device=dev)
+    dst = torch.empty_like(src)
+    copy_t = _median(time_interleaved({"copy": lambda: dst.copy_(src)}, reps=max(2 * cfg.reps, 5),
+                                      warmup=1, device=dev)["copy"])
+    del src, dst
+    moved = LIF_BYTES_PER_ELEMENT * elems
     rows = []
     for n in cands:
         t = _median(times[n])
@@ -148,7 +159,10 @@ def bench_lif(cfg: BenchConfig, log: Callable[[str], None] = print) -> list[dict
                          elements=elems, time_ms=t * 1e3, cpu_ms=_cpu_ms(cpu, n, dev),
                          fwd_ms=tf * 1e3,
                          bwd_ms=max(t - tf, 0.0) * 1e3, peak_mb=mem[n] / 2**20,
-                         bytes_per_element=mem[n] / elems, reps=len(times[n])))
+                         bytes_per_element=mem[n] / elems, reps=len(times[n]),
+                         backend=auto if n == "svf" else ("torch" if n == "svf_torch" else ""),
+                         gb_s=moved / t / 1e9 if t > 0 else None,
+                         copy_gb_s=moved / copy_t / 1e9 if copy_t > 0 else None))
     return rows
 
 
