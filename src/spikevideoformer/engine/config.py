@@ -65,6 +65,7 @@ class ModelConfig:
     temporal_state: bool = True
     attention_scale: Optional[Union[float, str]] = None
     init: Optional[str] = None
+    grad_checkpointing: bool = False
 
 
 @dataclass

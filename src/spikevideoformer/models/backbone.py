@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..layers.blocks import ATTENTIONS, DESIGNS, ConvBlock, DownSampling, TransformerBlock
+from ..layers.grad_checkpoint import checkpoint_block
 from ..layers.neuron import NeuronParams
 
 __all__ = ["SpikeVideoFormer", "check_video", "STAGES", "STAGE_LAYOUT"]
@@ -140,6 +141,17 @@ class SpikeVideoFormer(nn.Module):
         self.head_kd = ((nn.Linear(c3, num_classes) if num_classes > 0 else nn.Identity())
                         if kd else None)
         self.feature_info = self._feature_info()
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per block (timm's API): with ``enable`` and grad enabled,
+        every backbone block (stem, downsamplings, ConvBlocks, TransformerBlocks) keeps only
+        its input ``[T, B, C, H, W]`` and is recomputed in backward. Gradients, spikes and
+        BatchNorm running statistics equal those without it (``layers/grad_checkpoint.py``);
+        costs one extra backbone forward per step. Per block, not per stage: a stage segment
+        would rebuild all its blocks' activations at once in backward (stage 3 has 6 blocks),
+        so the peak would be several blocks' activations instead of one."""
+        self.grad_checkpointing = bool(enable)
 
     # ------------------------------------------------------------------ structure
     def stage_of(self, name: str) -> str:
@@ -183,11 +195,13 @@ class SpikeVideoFormer(nn.Module):
     def _stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Run the backbone on ``[T, B, C, H, W]``; returns the 4 stage outputs (time major)."""
         feats = []
+        ckpt = (self.grad_checkpointing and torch.is_grad_enabled()
+                and not torch.jit.is_tracing() and not torch.jit.is_scripting())
         for stage, names in STAGE_LAYOUT[:-1]:  # stem, stage1 … stage4 (the head is separate)
             for name in names:
                 mod = getattr(self, name)
                 for blk in (mod if isinstance(mod, nn.ModuleList) else (mod,)):
-                    x = blk(x)
+                    x = checkpoint_block(blk, x) if ckpt else blk(x)
             if stage != "stem":
                 feats.append(x)
         return feats

@@ -16,12 +16,15 @@ __all__ = ["build_backbone", "write_json", "load_run_config", "load_trained"]
 
 
 def build_backbone(model_cfg: Any, in_chans: int, num_classes: int) -> SpikeVideoFormer:
-    """``create_model`` from a :class:`ModelConfig` (``num_classes=0``: no head)."""
-    return create_model(
+    """``create_model`` from a :class:`ModelConfig` (``num_classes=0``: no head), with
+    ``model.grad_checkpointing`` applied (the pose/segmentation wrappers hold this backbone)."""
+    model = create_model(
         model_cfg.name, num_classes=num_classes, attention=model_cfg.attention,
         design=model_cfg.design, embed_dim=model_cfg.embed_dim, in_chans=in_chans,
         neuron=model_cfg.neuron, spike_max=model_cfg.spike_max,
         temporal_state=model_cfg.temporal_state, scale=_scale(model_cfg.attention_scale))
+    model.set_grad_checkpointing(bool(getattr(model_cfg, "grad_checkpointing", False)))
+    return model
 
 
 def _scale(value: str | float | None) -> str | float | None:

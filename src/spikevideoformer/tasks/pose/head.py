@@ -157,6 +157,11 @@ class PoseSpikeVideoFormer(nn.Module):
         self.register_state_dict_post_hook(_strip_backbone_prefix)
         self.register_load_state_dict_pre_hook(_add_backbone_prefix)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of the backbone's blocks (the head is not checkpointed);
+        see :meth:`SpikeVideoFormer.set_grad_checkpointing`."""
+        self.backbone.set_grad_checkpointing(enable)
+
     # ----------------------------------------------------------------- body model
     def set_body_model(self, body_model: nn.Module) -> None:
         """Use ``body_model`` to map parameters to joints (kept out of the ``state_dict``)."""

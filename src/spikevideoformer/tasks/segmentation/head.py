@@ -165,6 +165,11 @@ class SegSpikeVideoFormer(nn.Module):
         self.num_classes = int(num_classes)
         self.head = SpikeSegHead(channels, num_classes, d, getattr(backbone, "neuron", None), upsample, residual)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of the backbone's blocks (the head is not checkpointed);
+        see :meth:`SpikeVideoFormer.set_grad_checkpointing`."""
+        self.backbone.set_grad_checkpointing(enable)
+
     @torch.no_grad()
     def init_class_prior(self, class_freq: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
         """Set the classifier bias to the log class prior (RetinaNet-style prior init).
