@@ -18,6 +18,7 @@ from torch import nn
 
 from ..layers.blocks import ATTENTIONS, DESIGNS, ConvBlock, DownSampling, TransformerBlock
 from ..layers.grad_checkpoint import checkpoint_block
+from ..layers.lif_backends import graph_capture
 from ..layers.neuron import NeuronParams
 
 __all__ = ["SpikeVideoFormer", "check_video", "STAGES", "STAGE_LAYOUT"]
@@ -44,8 +45,8 @@ def check_video(video: torch.Tensor, in_chans: int, finite: bool | None = None) 
     Raises one ``TypeError``/``ValueError`` naming the problem (rank, channels, T, size, dtype,
     non-finite values) instead of a failure deep inside torch. Shape and dtype checks cost
     nothing; the NaN/inf check reads every value and, on an accelerator, waits for the device
-    (a host sync per forward), so ``finite=None`` (default) runs it only for CPU tensors;
-    ``True`` always, ``False`` never.
+    (a host sync per forward), so ``finite=None`` (default) runs it only for CPU tensors and not
+    while a graph is captured (it would break the graph); ``True`` always, ``False`` never.
     """
     if not isinstance(video, torch.Tensor):
         raise TypeError(f"video must be a torch.Tensor, got {type(video).__name__}")
@@ -76,7 +77,9 @@ def check_video(video: torch.Tensor, in_chans: int, finite: bool | None = None) 
             f"frames of {H}x{W} are too small: the backbone downsamples 16x, "
             f"use at least {MIN_SIZE}x{MIN_SIZE}"
         )
-    if (video.device.type == "cpu" if finite is None else finite) and not torch.isfinite(video).all():
+    if finite is None:  # data-dependent: skipped while a graph is captured (torch.compile, export)
+        finite = video.device.type == "cpu" and not graph_capture()
+    if finite and not torch.isfinite(video).all():
         raise ValueError("video contains NaN or inf values")
     return video
 
