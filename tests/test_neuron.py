@@ -248,6 +248,14 @@ def test_compact_spike_storage_is_exact_and_smaller():
     l2, g2, n_packed = run(True)
     assert l1 == l2 and n_packed > 50
     assert all(torch.equal(a, b) for a, b in zip(g1, g2))
+    with compact_spike_storage(False) as c:  # the Trainer's optim.compact_spikes: false
+        m(video).sum().backward()
+    assert not c._cache and c._hooks is None
+
+
+def test_trainer_default_compacts_spikes():
+    from spikevideoformer.engine.config import OptimConfig
+    assert OptimConfig().compact_spikes is True
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")

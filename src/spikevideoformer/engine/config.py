@@ -100,6 +100,7 @@ class OptimConfig:
     label_smoothing: float = 0.1
     amp: bool = False
     amp_dtype: str = "bfloat16"
+    compact_spikes: bool = True
 
 
 @dataclass

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
+from ..layers.spike_storage import compact_spike_storage
 from .batches import drawn_batch_size, first_tensor, new_epoch_acc, num_skipped
 from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
                          save_checkpoint)
@@ -108,9 +109,8 @@ class Trainer:
             tqdm.write(msg)
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return (contextlib.nullcontext() if self.amp_dtype is None
+                else torch.autocast(device_type=self.device.type, dtype=self.amp_dtype))
 
     @property
     def lr(self) -> float:
@@ -283,7 +283,7 @@ class Trainer:
             self._acc["empty_steps"] += 1
             self._advance()
             return
-        with self._autocast():
+        with self._autocast(), compact_spike_storage(self.cfg.optim.compact_spikes):
             output = self.task.forward(self.model, batch)
             loss, metrics = self.task.loss(output, batch)
         value = float(loss.detach())

@@ -46,12 +46,14 @@ class compact_spike_storage:
     Only tensors that are (views of) unmodified spike outputs of :func:`lif_multistep` with
     ``spike_max = 1`` are packed; everything else is saved as usual. Built on
     ``torch.autograd.graph.saved_tensors_hooks``; the forward pass must run inside the block,
-    backward may run outside it.
+    backward may run outside it. ``compact_spike_storage(False)`` does nothing (a switch for
+    callers such as the Trainer's ``optim.compact_spikes``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._cache: dict = {}
         self._hooks = None
+        self.enabled = bool(enabled)
 
     def _pack(self, t: torch.Tensor):
         live = _SPIKE_REG["live"]
@@ -77,12 +79,16 @@ class compact_spike_storage:
         return packed
 
     def __enter__(self) -> "compact_spike_storage":
+        if not self.enabled:
+            return self
         _SPIKE_REG["depth"] += 1
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack_spikes)
         self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.enabled:
+            return
         self._hooks.__exit__(*exc)
         self._hooks = None
         self._cache.clear()
