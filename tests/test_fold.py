@@ -1,4 +1,4 @@
-"""deploy.fold: RepConv → one 3×3 conv, conv+BN → conv, attention scale+BN → LIF threshold.
+"""deploy.fold: RepConv → FusedRepConv (factorised) or one 3×3 conv, conv+BN → conv, attention scale+BN → LIF threshold.
 
 Exactness is tested in float64: the folded graph rounds differently from the trained one,
 and in float32 a membrane within rounding of its threshold can flip a spike (the float32
@@ -16,6 +16,7 @@ from spikevideoformer.deploy import (
 from spikevideoformer.layers import (
     LIF, LIFParams, NeuronSpec, RepConv, SpikeAttention, lif_multistep,
 )
+from spikevideoformer.layers.repconv import FusedRepConv, fuse_repconv_bn
 
 
 # a very small backbone: exactness does not depend on width, and float64 convs are slow
@@ -89,6 +90,54 @@ def test_repconv_fold_is_one_conv_and_exact():
         rep32 = rep.float()
         s = (torch.rand(2, 6, 8, 8) < 0.3).float()
         assert torch.allclose(fold_repconv(rep32)(s), rep32(s), atol=1e-5)
+
+
+def test_repconv_factorised_fold_is_exact_and_cheaper():
+    rep = RepConv(6, 10).double().eval()
+    for i, bn in enumerate([rep.body[1].bn, rep.body[2][2]]):
+        bn.load_state_dict(_bn(bn.num_features, seed=i + 1).double().state_dict())
+    outer = _bn(10, seed=7).double()
+    x = torch.randn(3, 6, 7, 5, dtype=torch.float64)
+    seq = nn.Sequential(rep, outer)
+    with torch.no_grad():
+        ref = seq(x)
+        fused = fuse_repconv_bn(seq)  # "auto": 6·6 + 9·6 + 6·10 MACs < 9·6·10
+        assert isinstance(fused, FusedRepConv) and not rep.dense_cheaper()
+        assert (fused(x) - ref).abs().max() < 1e-12
+        assert (fused.to_conv()(x) - ref).abs().max() < 1e-12  # the dense form it equals
+        assert isinstance(fuse_repconv_bn(seq, "dense"), nn.Conv2d)
+        assert isinstance(fuse_repconv_bn(seq, "factorised"), FusedRepConv)
+        assert (fuse_repconv_bn(rep, "factorised")(x) - rep(x)).abs().max() < 1e-12
+    assert RepConv(1, 1).dense_cheaper()  # 9 < 1 + 9 + 1
+    with pytest.raises(ValueError):
+        fuse_repconv_bn(seq, "fast")
+
+
+@pytest.mark.parametrize("spike_max", [1, 4])
+def test_fold_repconv_modes_agree(spike_max):
+    """Factorised (default), dense and all-factorised folds: same spikes and logits; the
+    Integer-LIF 1/D lands in a FusedRepConv's first 1×1; the energy profile is the dense one."""
+    from spikevideoformer.analysis import profile
+    from spikevideoformer.deploy import dense_repconvs
+    torch.manual_seed(0)
+    model = lively_bn(create_model("svf_tiny", num_classes=10, design="factorized",
+                                   spike_max=spike_max, **TINY), seed=3).double().eval()
+    x = torch.randn(2, 3, 3, 32, 32, dtype=torch.float64)
+    ref = _spikes(model, x)
+    folds = {mode: fold(model, repconv=mode) for mode in ("auto", "dense", "factorised")}
+    assert any(isinstance(m, FusedRepConv) for m in folds["auto"].modules())
+    assert not any(isinstance(m, FusedRepConv) for m in folds["dense"].modules())
+    for mode, f in folds.items():
+        dlogit, agree = _compare(ref, _spikes(f, x))
+        assert agree == 1.0 and dlogit <= 1e-5, mode
+    q = folds["auto"].block3[0].attn.q_conv
+    assert isinstance(q, FusedRepConv)
+    dense = dense_repconvs(folds["auto"])
+    assert not any(isinstance(m, FusedRepConv) for m in dense.modules())
+    a, b = profile(model, x), profile(folds["auto"], x)
+    assert a.table() == b.table()
+    with pytest.raises(ValueError):
+        fold(model, repconv="fast")
 
 
 def test_inference_lif_matches_lif_bit_for_bit():

@@ -245,9 +245,12 @@ def profile(model: nn.Module, video: torch.Tensor, e_mac: float = E_MAC, e_ac: f
         raise ValueError(f"input_is_spikes must be 'auto', True or False, got {input_is_spikes!r}")
     if not isinstance(video, torch.Tensor) or video.dim() < 2:
         raise ValueError("video must be a batch-first tensor, e.g. [B, T, C, H, W]")
-    from ..deploy.fold import fold as fold_model, is_folded
+    from ..deploy.fold import dense_repconvs, fold as fold_model, is_folded
 
-    net = fold_model(model, integer_spikes=False) if fold and not is_folded(model) else model
+    # the energy model counts each folded RepConv as one 3×3 conv on spikes (the dense fold),
+    # also where the deployed model runs it factorised (FusedRepConv) for speed
+    net = (fold_model(model, integer_spikes=False, repconv="dense") if fold and not is_folded(model)
+           else dense_repconvs(model))
     stem = next(iter(stem_layers(net)), None)
     batch = int(video.shape[0])
     prof = _Profiler(net, batch, e_mac, e_ac, model_spike_max(net), input_is_spikes, stem,

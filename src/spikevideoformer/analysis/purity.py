@@ -101,10 +101,14 @@ def check_spike_driven(model: nn.Module, video: torch.Tensor,
 
     Returns a :class:`PurityReport` (``report.ok``, ``report.violations``, ``report.fused``).
     """
-    from ..deploy.fold import fold as fold_model, is_folded
+    from ..deploy.fold import dense_repconvs, fold as fold_model, is_folded
 
+    # a FusedRepConv (1×1 → dw 3×3 → 1×1, the fast deployed form) is checked as the one 3×3
+    # conv on spikes it equals: its inner layers are linear maps of a spike-fed output
     if fold and not is_folded(model):
-        model = fold_model(model)
+        model = fold_model(model, repconv="dense")
+    else:
+        model = dense_repconvs(model)
     d = model_spike_max(model) or 1
     if exempt is None:
         exempt = stem_layers(model)

@@ -3,10 +3,14 @@
 ``fold(model)`` returns an eval-mode deep copy in which
 
 * every block folds itself (its ``fuse()``, declared in ``layers.blocks``): each ``RepConv``
-  (with the ``BatchNorm2d`` that follows it) becomes one zero-padded 3×3 ``Conv2d`` with bias
-  (``RepConv.to_conv``, derivation in ``layers/repconv.py``) and each conv/linear absorbs the
-  ``BatchNorm`` that follows it (``layers.fuse.fuse_conv_bn``); a RepConv outside the blocks
-  is folded too;
+  (with the ``BatchNorm2d`` that follows it) becomes, with ``repconv="auto"`` (default), the
+  form with fewer MACs: a ``FusedRepConv`` (1×1 with the padded BN folded in and
+  ``padding=1`` → depth-wise 3×3 → 1×1 with the BNs folded in; 2·C² + 9·C MACs per position)
+  or one zero-padded 3×3 ``Conv2d`` with bias (``RepConv.to_conv``, 9·C²; derivations in
+  ``layers/repconv.py``); ``repconv="dense"`` always gives the 3×3 conv (the form the energy
+  model and the spike-driven check see), ``"factorised"`` always the FusedRepConv. Each
+  conv/linear absorbs the ``BatchNorm`` that follows it (``layers.fuse.fuse_conv_bn``); a
+  RepConv outside the blocks is folded too;
 * the attention scale and ``attn_bn`` in front of an attention LIF become that LIF's
   per-channel threshold, plus a constant per-channel input bias and a per-channel sign
   (±1, so the attention output is only added or subtracted) — see :class:`InferenceLIF`
@@ -36,11 +40,11 @@ from ..layers.blocks import AttentionBranch
 from ..layers.fuse import bn_affine, fuse_conv_bn
 from ..layers.inference_neuron import InferenceLIF, lif_inference
 from ..layers.neuron import LIF
-from ..layers.repconv import RepConv, fuse_repconv_bn
+from ..layers.repconv import REPCONV_FOLDS, FusedRepConv, RepConv, entry_layer, fuse_repconv_bn
 
 __all__ = [
     "fold", "is_folded", "InferenceLIF", "lif_inference", "fold_conv_bn", "fold_repconv",
-    "bn_affine",
+    "bn_affine", "dense_repconvs",
 ]
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -50,7 +54,7 @@ _BN = nn.modules.batchnorm._BatchNorm
 fold_conv_bn = fuse_conv_bn  # public names of the layer folds (layers.fuse, RepConv.to_conv)
 
 
-def fold_repconv(rep: RepConv, bn: _BN | None = None) -> nn.Conv2d:
+def fold_repconv(rep: RepConv, bn: _BN | None = None) -> nn.Conv2d:  # the dense form
     """One zero-padded k×k ``Conv2d`` (with bias) equal to ``bn(rep(x))`` in eval mode
     (``RepConv.to_conv``; the padded BN makes it exact, docs/design.md §6.2)."""
     return rep.to_conv(bn)
@@ -103,6 +107,7 @@ def _move_integer_scale(lif: nn.Module | None, consumers: list[nn.Module]) -> No
     """Make ``lif`` emit integer counts and divide its consumers' weights by D."""
     if not isinstance(lif, InferenceLIF) or lif.spike_max == 1 or not lif.normalise:
         return
+    consumers = [entry_layer(c) for c in consumers]
     if not consumers or not all(isinstance(c, (nn.Conv1d, nn.Conv2d, nn.Linear)) for c in consumers):
         return
     with torch.no_grad():
@@ -126,21 +131,40 @@ def is_folded(model: nn.Module) -> bool:
     return bool(getattr(model, "_svf_folded", False))
 
 
-def fold(model: nn.Module, integer_spikes: bool = True) -> nn.Module:
+def dense_repconvs(model: nn.Module) -> nn.Module:
+    """``model`` itself if it has no :class:`FusedRepConv`, else a copy in which each is its
+    equal dense 3×3 conv (``FusedRepConv.to_conv``): the form the energy model counts."""
+    if not any(isinstance(m, FusedRepConv) for m in model.modules()):
+        return model
+    m = copy.deepcopy(model)
+    for mod in list(m.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, FusedRepConv):
+                setattr(mod, name, child.to_conv())
+    return m
+
+
+def fold(model: nn.Module, integer_spikes: bool = True, repconv: str = "auto") -> nn.Module:
     """Deployed (re-parameterised) eval-mode copy of ``model``; the input is not modified.
 
     Folded and unfolded models give the same spikes and logits in eval mode up to float
     rounding (see module docstring). ``integer_spikes`` moves an Integer-LIF's ``1/D`` into
     the weights of the convolutions/linears it feeds, so they see integer counts 0..D.
+    ``repconv``: ``"auto"`` (each RepConv in the form with fewer MACs: factorised for C→C),
+    ``"dense"`` (one 3×3 conv each) or ``"factorised"`` (see module docstring).
     Works on a :class:`~spikevideoformer.SpikeVideoFormer` or any module built from
     ``spikevideoformer.layers`` blocks; other modules are left as they are.
     """
+    if repconv not in REPCONV_FOLDS:
+        raise ValueError(f"repconv must be one of {REPCONV_FOLDS}, got {repconv!r}")
     if is_folded(model):
         return copy.deepcopy(model)
     m = copy.deepcopy(model).eval()
     for mod in list(m.modules()):  # each block folds its own BNs and RepConvs (their fuse())
         fuse = getattr(mod, "fuse", None)
-        if callable(fuse):
+        if isinstance(mod, AttentionBranch):
+            mod.fuse(repconv=repconv)
+        elif callable(fuse):
             fuse()
     for mod in list(m.modules()):
         if isinstance(mod, AttentionBranch):
@@ -148,7 +172,7 @@ def fold(model: nn.Module, integer_spikes: bool = True) -> nn.Module:
     # any other RepConv, alone or followed by its BatchNorm2d
     for mod in list(m.modules()):
         for name, child in list(mod.named_children()):
-            new = fuse_repconv_bn(child)
+            new = fuse_repconv_bn(child, repconv)
             if new is not child:
                 setattr(mod, name, new)
     for mod in list(m.modules()):

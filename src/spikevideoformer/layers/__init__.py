@@ -20,7 +20,7 @@ from .neuron import (
     LIF, LIFFunction, LIFParams, NeuronParams, NeuronSpec, compact_spike_storage, lif_multistep,
     lif_reference,
 )
-from .repconv import BNAndPad, RepConv, bn_zero_response
+from .repconv import BNAndPad, FusedRepConv, RepConv, bn_zero_response
 
 __all__ = [
     "NeuronParams", "LIF", "LIFFunction", "LIFParams", "NeuronSpec", "lif_multistep",
@@ -29,5 +29,6 @@ __all__ = [
     "GROUPINGS", "to_tokens", "from_tokens", "hamming_linear", "dot_linear", "softmax_attention",
     "hamming_explicit", "dot_explicit", "resolve_scale", "ATTENTIONS", "DESIGNS", "MLP",
     "ConvBlock", "DownSampling", "SepConv", "AttentionBranch", "SpikeAttention", "TransformerBlock",
-    "per_frame", "bn_affine", "fuse_conv_bn", "BNAndPad", "RepConv", "bn_zero_response",
+    "per_frame", "bn_affine", "fuse_conv_bn", "BNAndPad", "FusedRepConv", "RepConv",
+    "bn_zero_response",
 ]

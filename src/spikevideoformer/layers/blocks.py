@@ -7,7 +7,8 @@ code, so official state_dicts load with the identity mapping. A part that a vari
 SDSA, ``tattn`` outside the hierarchical design, ``temporal`` outside the factorized one).
 
 Each block declares its own inference fold (docs/design.md §6): ``fuse()`` folds its BatchNorms
-into the preceding convolutions and its RepConvs into 3×3 convolutions, in place, and
+into the preceding convolutions and its RepConvs into their factorised (or dense 3×3) inference
+form, in place, and
 ``spike_consumers()`` lists ``(neuron, layers fed only by its spikes)`` for the Integer-LIF
 ``1/D`` move (§6.4). ``deploy.fold`` walks a model and calls them.
 """
@@ -24,7 +25,7 @@ from .attention import (
 )
 from .fuse import bn_affine, fuse_conv_bn
 from .neuron import NeuronParams
-from .repconv import RepConv, fuse_repconv_bn
+from .repconv import RepConv, entry_layer, fuse_repconv_bn
 
 __all__ = [
     "ATTENTIONS", "DESIGNS", "per_frame", "DownSampling", "SepConv", "ConvBlock", "MLP",
@@ -217,11 +218,13 @@ class AttentionBranch(nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         return self.attend(s)
 
-    def fuse(self) -> None:
-        """Each ``RepConv → BN`` of q/k/v into one 3×3 conv (docs/design.md §6.2)."""
-        self.q_conv = fuse_repconv_bn(self.q_conv)
-        self.k_conv = fuse_repconv_bn(self.k_conv)
-        self.v_conv = fuse_repconv_bn(self.v_conv)
+    def fuse(self, repconv: str = "auto") -> None:
+        """Each ``RepConv → BN`` of q/k/v into its inference form (docs/design.md §6.2):
+        ``repconv`` ``"dense"`` one 3×3 conv, ``"factorised"`` a ``FusedRepConv``, ``"auto"``
+        the one with fewer MACs (``layers.repconv.fuse_repconv_bn``)."""
+        self.q_conv = fuse_repconv_bn(self.q_conv, repconv)
+        self.k_conv = fuse_repconv_bn(self.k_conv, repconv)
+        self.v_conv = fuse_repconv_bn(self.v_conv, repconv)
 
     def fuse_scale(self, make_neuron: Callable[..., nn.Module | None]) -> None:
         """Move the scale and ``attn_bn`` into the attention neuron (docs/design.md §6.3).
@@ -281,18 +284,20 @@ class SpikeAttention(AttentionBranch):
             s = self.temporal(s)
         return per_frame(self.proj_conv, s)
 
-    def fuse(self) -> None:
-        """q/k/v and ``proj_conv`` into 3×3 convs (``temporal`` fuses itself)."""
-        super().fuse()
-        self.proj_conv = fuse_repconv_bn(self.proj_conv)
+    def fuse(self, repconv: str = "auto") -> None:
+        """q/k/v and ``proj_conv`` into their inference forms (``temporal`` fuses itself)."""
+        super().fuse(repconv)
+        self.proj_conv = fuse_repconv_bn(self.proj_conv, repconv)
 
     def spike_consumers(self) -> Consumers:
         t = self.temporal
-        out = [(self.head_lif, [self.q_conv, self.k_conv, self.v_conv])]
+        e = entry_layer  # a FusedRepConv's spikes enter its first 1×1 conv
+        out = [(self.head_lif, [e(self.q_conv), e(self.k_conv), e(self.v_conv)])]
         if t is None:
-            out.append((self.attn_lif, [self.proj_conv]))
+            out.append((self.attn_lif, [e(self.proj_conv)]))
         else:
-            out += [(self.attn_lif, [t.q_conv, t.k_conv, t.v_conv]), (t.attn_lif, [self.proj_conv])]
+            out += [(self.attn_lif, [e(t.q_conv), e(t.k_conv), e(t.v_conv)]),
+                    (t.attn_lif, [e(self.proj_conv)])]
         return [(n, c) for n, c in out if n is not None]
 
 
