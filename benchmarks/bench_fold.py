@@ -2,6 +2,7 @@
 
     python benchmarks/bench_fold.py                         # svf_tiny, svf_15m at 64x64, T=4
     python benchmarks/bench_fold.py --models svf_tiny --size 32 --repeats 20 --csv fold.csv
+    python benchmarks/bench_fold.py --threads 1,2 --repconv dense   # the old one-3×3 fold
 
 Both models run in eval mode under ``torch.no_grad()`` on the same random clip; after
 ``--warmup`` untimed calls each, the two are timed alternately (``--repeats`` times) so that a
@@ -12,6 +13,7 @@ switched off unless ``--tf32``, since its rounding differs between the two graph
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import time
 
@@ -37,18 +39,30 @@ def _spikes(model, x):
     return y, rec
 
 
+def cpu_name() -> str:
+    """The CPU model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def bench(name: str, size: int, frames: int, batch: int, warmup: int, repeats: int,
-          attention: str, device: str = "cpu") -> dict:
+          attention: str, device: str = "cpu", repconv: str = "auto") -> dict:
     torch.manual_seed(0)
     model = create_model(name, num_classes=400, attention=attention).eval().to(device)
     x = torch.randn(batch, frames, 3, size, size).to(device)
     calibrate_bn(model, x)  # random weights with BN statistics of the input: a spiking network
-    deployed = fold(model)
+    deployed = fold(model, repconv=repconv)
     (ya, sa), (yb, sb) = _spikes(model, x), _spikes(deployed, x)
     same = sum(int((a == b).sum()) for a, b in zip(sa, sb))
     total = sum(a.numel() for a in sa)
@@ -65,7 +79,8 @@ def bench(name: str, size: int, frames: int, batch: int, warmup: int, repeats: i
                 _sync(device)
                 times[key].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"model": name, "device": device, "attention": attention,
+    return {"model": name, "device": device, "attention": attention, "repconv": repconv,
+            "threads": torch.get_num_threads(),
             "input": f"{batch}x{frames}x3x{size}x{size}",
             "unfolded_ms": med["unfolded"] * 1e3, "folded_ms": med["folded"] * 1e3,
             "ratio": med["folded"] / med["unfolded"],
@@ -81,27 +96,34 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", default=None,
+                   help="torch intra-op threads, a comma list runs each (e.g. 1,2)")
+    p.add_argument("--repconv", default="auto", choices=["auto", "dense", "factorised"],
+                   help="RepConv fold (deploy.fold's repconv)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (faster, spikes may flip)")
     p.add_argument("--csv", default=None, help="also write the table as CSV")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else [torch.get_num_threads()]
     if not args.tf32:  # TF32 convolutions round differently in the two graphs: spikes flip
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    rows = [bench(n.strip(), args.size, args.frames, args.batch, args.warmup, args.repeats,
-                  args.attention, args.device) for n in args.models.split(",") if n.strip()]
+    rows = []
+    for n in threads:
+        torch.set_num_threads(n)
+        rows += [bench(m.strip(), args.size, args.frames, args.batch, args.warmup, args.repeats,
+                       args.attention, args.device, args.repconv)
+                 for m in args.models.split(",") if m.strip()]
     where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-             else f"cpu, {torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__}, {where}, medians of "
+             else cpu_name())
+    print(f"torch {torch.__version__}, {where}, fold(repconv={args.repconv!r}), medians of "
           f"{args.repeats} alternating runs after {args.warmup} warm-up runs")
-    print(f"{'model':<10} {'input':<16} {'unfolded ms':>12} {'folded ms':>10} {'folded/unfolded':>16} "
-          f"{'max|dlogit|':>12} {'same spikes':>12}")
+    print(f"{'model':<10} {'threads':>7} {'input':<16} {'unfolded ms':>12} {'folded ms':>10} "
+          f"{'folded/unfolded':>16} {'speed-up':>9} {'max|dlogit|':>12} {'same spikes':>12}")
     for r in rows:
-        print(f"{r['model']:<10} {r['input']:<16} {r['unfolded_ms']:>12.1f} {r['folded_ms']:>10.1f} "
-              f"{r['ratio']:>16.3f} {r['max_dlogit']:>12.2e} {r['spike_agreement']:>12.6f}")
+        print(f"{r['model']:<10} {r['threads']:>7} {r['input']:<16} {r['unfolded_ms']:>12.1f} "
+              f"{r['folded_ms']:>10.1f} {r['ratio']:>16.3f} {1 / r['ratio']:>8.2f}x "
+              f"{r['max_dlogit']:>12.2e} {r['spike_agreement']:>12.6f}")
     if args.csv:
         write_csv(args.csv, rows)
 
