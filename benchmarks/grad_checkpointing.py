@@ -9,28 +9,18 @@ mode at small frames, for T = 16 and 32, with ``model.set_grad_checkpointing(Fal
   high-water mark on CUDA);
 * step time: median wall and process-CPU time of ``--reps`` interleaved steps.
 
+The measuring is ``analysis.bench.measure_grad_checkpointing`` (also ``svf bench --sections ckpt``).
+
     OMP_NUM_THREADS=1 python benchmarks/grad_checkpointing.py            # T 16 and 32, 64x64
     python benchmarks/grad_checkpointing.py --frames 8 --size 32 --model svf_tiny   # quick
 """
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
 
 import torch
 
-from spikevideoformer.analysis.bench.measure import (
-    machine_info, peak_memory, time_interleaved, tune_malloc,
-)
-from spikevideoformer.models import create_model
-
-
-def _step(model: torch.nn.Module, video: torch.Tensor) -> None:
-    for p in model.parameters():
-        if p.grad is not None:
-            p.grad.zero_()
-    model(video).sum().backward()
+from spikevideoformer.analysis.bench import machine_info, measure_grad_checkpointing, tune_malloc
 
 
 def main() -> None:
@@ -50,25 +40,18 @@ def main() -> None:
     print(f"# {args.model}, batch {args.batch}, {args.size}x{args.size}, train mode, "
           f"{info['torch_threads']} thread(s), torch {info['torch']}, LIF backend {info['lif_backend']}")
     print(f"# CPU: {info['cpu']}" + (f"; GPU: {info['gpu']}" if "gpu" in info else ""))
-    torch.manual_seed(0)
-    base = create_model(args.model, num_classes=10).train().to(args.device)
-    models = {"plain": base, "checkpointed": copy.deepcopy(base)}
-    models["checkpointed"].set_grad_checkpointing(True)
+    rows = measure_grad_checkpointing(args.model, args.frames, args.size, args.batch,
+                                      reps=args.reps, device=args.device)
     print(f"{'T':>3} {'variant':>13} {'act. peak MiB':>14} {'wall s':>8} {'CPU s':>8}")
     for T in args.frames:
-        video = torch.randn(args.batch, T, 3, args.size, args.size, device=args.device)
-        steps = {name: (lambda m=m: _step(m, video)) for name, m in models.items()}
-        for fn in steps.values():  # allocate the .grad tensors outside the measurement
-            fn()
-        peak = {name: peak_memory(fn, args.device) for name, fn in steps.items()}
-        cpu: dict = {}
-        wall = time_interleaved(steps, reps=args.reps, warmup=0, device=args.device, cpu_times=cpu)
-        for name in models:
-            print(f"{T:>3} {name:>13} {peak[name] / 2**20:>14.1f} "
-                  f"{statistics.median(wall[name]):>8.2f} {statistics.median(cpu[name]):>8.2f}")
-        ratio = peak["plain"] / max(peak["checkpointed"], 1)
-        slow = statistics.median(wall["checkpointed"]) / statistics.median(wall["plain"])
-        slow_cpu = statistics.median(cpu["checkpointed"]) / statistics.median(cpu["plain"])
+        by = {r["name"]: r for r in rows if r["T"] == T}
+        for name, r in by.items():
+            cpu = r["cpu_ms"] / 1e3 if r["cpu_ms"] is not None else float("nan")
+            print(f"{T:>3} {name:>13} {r['act_peak_mb']:>14.1f} {r['time_ms'] / 1e3:>8.2f} {cpu:>8.2f}")
+        p, c = by["plain"], by["checkpointed"]
+        ratio = p["act_peak_mb"] / max(c["act_peak_mb"], 2**-20)
+        slow = c["time_ms"] / p["time_ms"]
+        slow_cpu = (c["cpu_ms"] / p["cpu_ms"]) if p["cpu_ms"] else float("nan")
         print(f"{T:>3} {'ratio':>13} {ratio:>13.2f}x less {slow:>7.2f}x {slow_cpu:>7.2f}x time")
 
 

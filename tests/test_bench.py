@@ -57,6 +57,37 @@ def test_quick_run_writes_csv_and_png(tmp_path, capsys):
         assert train["svf"]["outputs_identical"] == "True"  # checked on a firing network
 
 
+def test_opt_in_sections_ckpt_compile_fold(tmp_path, capsys, monkeypatch):
+    """``ckpt``, ``compile``, ``fold``: CSV, table, summary ratio each (torch.compile stubbed by
+    the identity: a real compile takes seconds even with aot_eager)."""
+    seen = {}
+
+    def fake_compile(model, backend=None):
+        seen["backend"] = backend
+        return model
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    out = tmp_path / "bench"
+    assert _run(["--quick", "--sections", "ckpt,compile,fold", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert seen["backend"] == "aot_eager"  # the quick setting
+    for head in ("Grad checkpointing", "torch.compile vs eager", "deploy.fold vs unfolded",
+                 "torch threads: 1"):
+        assert head in text
+    ck = _rows(out / "bench_ckpt.csv")
+    assert [r["name"] for r in ck] == ["plain", "checkpointed"]
+    assert float(ck[1]["act_peak_mb"]) < float(ck[0]["act_peak_mb"])
+    assert [r["name"] for r in _rows(out / "bench_compile.csv")] == ["eager", "compiled"]
+    fo = _rows(out / "bench_fold.csv")
+    assert [r["name"] for r in fo] == ["unfolded", "folded"]
+    assert float(fo[0]["spike_agreement"]) == 1.0 and float(fo[0]["firing_rate"]) > 0
+    goals = {r["goal"] for r in _rows(out / "bench_summary.csv")}
+    assert {"grad checkpointing activation memory reduction, T=2 (x)",
+            "grad checkpointing step time, T=2 (x)",
+            "torch.compile speed-up vs eager (aot_eager) (x)",
+            "fold speed-up vs unfolded (x)"} <= goals
+    assert not (out / "bench_lif.csv").exists()
+
+
 def test_goals_live_in_the_benchmark_scripts(tmp_path, capsys):
     """``benchmarks/bench_goals.py`` fills target/met of a run's summary; the library does not."""
     import sys
@@ -78,6 +109,16 @@ def test_goals_live_in_the_benchmark_scripts(tmp_path, capsys):
         "latency T=32 / T=8, joint SDHA (x)": (4.0, "<= 4.20", True),
         "peak memory T=32 / T=8, joint (x)": (1.0, B.REPORTED, None),
     }
+    extra = bench_goals.apply_goals([
+        dict(goal="grad checkpointing activation memory reduction, T=16 (x)", value=3.5,
+             target=B.REPORTED, met=None),
+        dict(goal="grad checkpointing step time, T=16 (x) [CPU time]", value=1.5,
+             target=B.REPORTED, met=None),
+        dict(goal="fold speed-up vs unfolded (x)", value=1.6, target=B.REPORTED, met=None),
+        dict(goal="torch.compile speed-up vs eager (inductor) (x)", value=2.0,
+             target=B.REPORTED, met=None)])
+    assert [(r["target"], r["met"]) for r in extra] == [
+        (">= 3", True), ("<= 1.4", False), (">= 1.5", True), (B.REPORTED, None)]
     B.write_csv(tmp_path / "bench_summary.csv", rows)
     assert bench_goals.judge_folder(str(tmp_path)) == bench_goals.apply_goals(rows)
     assert "Goals" in capsys.readouterr().out

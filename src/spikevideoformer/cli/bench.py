@@ -1,7 +1,8 @@
 """``svf bench``: side-by-side efficiency benchmarks (LIF vs SpikingJelly, training step,
-latency / memory / throughput vs T for every space-time design and the ANN counterpart).
+latency / memory / throughput vs T for every space-time design and the ANN counterpart; opt-in:
+grad checkpointing ``ckpt``, ``torch.compile`` vs eager ``compile``, ``deploy.fold`` ``fold``).
 
-Writes ``bench_lif.csv``, ``bench_train.csv``, ``bench_scaling.csv``, ``bench_summary.csv``,
+Writes ``bench_<section>.csv`` for each section run, ``bench_summary.csv``,
 ``bench_machine.csv`` and ``bench.png`` into ``--out`` and prints the tables. ``--quick`` is a
 few-second smoke run (tiny shapes; its numbers mean nothing). See docs/performance.md.
 """
@@ -29,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="few-second smoke run with tiny shapes")
     p.add_argument("--out", default="runs/bench", help="folder for the CSV files and bench.png")
     p.add_argument("--sections", default="lif,train,scaling",
-                   help="comma-separated subset of lif,train,scaling")
+                   help="comma-separated subset of lif,train,scaling,ckpt,compile,fold (default "
+                        "lif,train,scaling; ckpt ~1 min, compile ~1-2 min, fold ~10 s are opt-in)")
     p.add_argument("--model", default=None, help="registered model (default svf_tiny)")
     p.add_argument("--size", type=int, default=None, help="frame size of the scaling sweep (192)")
     p.add_argument("--frames", type=_ints, default=None, help="T values of the sweep (4,8,16,32)")
@@ -43,6 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", type=int, default=None, help="training-step frame size (112)")
     p.add_argument("--reps", type=int, default=None,
                    help="timed rounds per candidate (5; the LIF section uses twice as many)")
+    p.add_argument("--ckpt-model", default=None, help="grad-checkpointing model (svf_15m)")
+    p.add_argument("--ckpt-frames", type=_ints, default=None, help="grad-checkpointing T values (16)")
+    p.add_argument("--ckpt-size", type=int, default=None, help="grad-checkpointing frame size (64)")
+    p.add_argument("--compile-model", default=None, help="torch.compile model (svf_tiny)")
+    p.add_argument("--compile-frames", type=int, default=None, help="torch.compile T (2)")
+    p.add_argument("--compile-size", type=int, default=None, help="torch.compile frame size (32)")
+    p.add_argument("--compile-backend", default=None,
+                   help="torch.compile backend (inductor; --quick: aot_eager)")
+    p.add_argument("--fold-model", default=None, help="fold model (svf_tiny)")
+    p.add_argument("--fold-frames", type=int, default=None, help="fold T (4)")
+    p.add_argument("--fold-size", type=int, default=None, help="fold frame size (64)")
     p.add_argument("--tune-malloc", action="store_true",
                    help="glibc: keep freed memory for reuse (fewer page faults on big tensors)")
     p.add_argument("--no-spikingjelly", action="store_true", help="skip the SpikingJelly rows")
@@ -50,16 +63,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.bench import quick_config, BenchConfig, format_report, run_benchmarks
+    from ..analysis.bench import quick_config, BenchConfig, format_report, run_benchmarks, SECTIONS
     from ..analysis.bench import VARIANTS as DESIGNS  # the designs and the ANN counterpart
 
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-    bad = [s for s in sections if s not in ("lif", "train", "scaling")]
+    bad = [s for s in sections if s not in SECTIONS]
     if bad or not sections:
-        raise ValueError(f"--sections must be a subset of lif,train,scaling, got {args.sections!r}")
+        raise ValueError(f"--sections must be a subset of {','.join(SECTIONS)}, "
+                         f"got {args.sections!r}")
     from . import check_device
     check_device(args.device)
-    for name in ("size", "batch", "train_batch", "train_frames", "train_size", "reps"):
+    for name in ("size", "batch", "train_batch", "train_frames", "train_size", "reps", "ckpt_size",
+                 "compile_frames", "compile_size", "fold_frames", "fold_size"):
         val = getattr(args, name)
         if val is not None and val < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {val}")
@@ -70,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     cfg.spikingjelly = not args.no_spikingjelly
     cfg.tune_malloc = bool(args.tune_malloc)
     for name in ("model", "size", "frames", "batch", "lif_shape", "train_batch", "train_frames",
-                 "train_size", "reps"):
+                 "train_size", "reps", "ckpt_model", "ckpt_frames", "ckpt_size", "compile_model",
+                 "compile_frames", "compile_size", "compile_backend", "fold_model", "fold_frames",
+                 "fold_size"):
         val = getattr(args, name)
         if val is not None:
             setattr(cfg, name, val)
@@ -82,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
         cfg.designs = designs
     if len(cfg.lif_shape) < 2:
         raise ValueError("--lif-shape needs at least T and one more dimension")
-    if cfg.size < 16 or cfg.train_size < 16:
+    if min(cfg.size, cfg.train_size, cfg.ckpt_size, cfg.compile_size, cfg.fold_size) < 16:
         raise ValueError("frame sizes must be at least 16 (the backbone downsamples 16x)")
     from ..models import MODEL_SIZES
-    if cfg.model not in MODEL_SIZES:
-        raise ValueError(f"unknown model {cfg.model!r}; available: {', '.join(MODEL_SIZES)}")
+    for m in (cfg.model, cfg.ckpt_model, cfg.compile_model, cfg.fold_model):
+        if m not in MODEL_SIZES:
+            raise ValueError(f"unknown model {m!r}; available: {', '.join(MODEL_SIZES)}")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -77,7 +77,31 @@ def summarize(results: dict) -> list[dict]:
                      f"latency T={hi} / T={lo}, {name} (x)")
                 add(f"peak memory T={hi} / T={lo}, {k} (x)",
                     _ratio(by[(k, hi)]["peak_mb"], by[(k, lo)]["peak_mb"]))
+    _summarize_models(results, add)
     return out
+
+
+def _summarize_models(results: dict, add) -> None:
+    """Ratios of the ``ckpt``, ``compile`` and ``fold`` sections."""
+    ck = results.get("ckpt", [])
+    for T in dict.fromkeys(r["T"] for r in ck):
+        by = {r["name"]: r for r in ck if r["T"] == T}
+        if {"plain", "checkpointed"} <= set(by):
+            p, c = by["plain"], by["checkpointed"]
+            add(f"grad checkpointing activation memory reduction, T={T} (x)",
+                _ratio(p["act_peak_mb"], c["act_peak_mb"]))
+            add(f"grad checkpointing step time, T={T} (x)", _ratio(c["time_ms"], p["time_ms"]))
+            if p.get("cpu_ms") is not None and c.get("cpu_ms") is not None:
+                add(f"grad checkpointing step time, T={T} (x) [CPU time]",
+                    _ratio(c["cpu_ms"], p["cpu_ms"]))
+    for sec, a, b, goal in (("compile", "eager", "compiled", "torch.compile speed-up vs eager"),
+                            ("fold", "unfolded", "folded", "fold speed-up vs unfolded")):
+        by = {r["name"]: r for r in results.get(sec, [])}
+        if a in by and b in by:
+            tag = (f" ({by[b]['backend']})" if sec == "compile" else "")
+            add(f"{goal}{tag} (x)", _ratio(by[a]["time_ms"], by[b]["time_ms"]))
+            if by[a].get("cpu_ms") is not None and by[b].get("cpu_ms") is not None:
+                add(f"{goal}{tag} (x) [CPU time]", _ratio(by[a]["cpu_ms"], by[b]["cpu_ms"]))
 
 
 # --------------------------------------------------------------------------- output
@@ -113,9 +137,13 @@ def format_report(results: dict, markdown: bool = False) -> str:
         lines.append("")
 
     info = results.get("machine", {})
+    where = ""
     if info:
         m = ", ".join(f"{k}={v}" for k, v in info.items() if v is not None)
-        lines += ["Machine: " + m, ""]
+        where = (f" [{info.get('gpu') or info.get('cpu', '?')}, "
+                 f"{info.get('torch_threads', '?')} thread(s)]")
+        lines += ["Machine: " + m, f"CPU: {info.get('cpu', '?')}; torch threads: "
+                  f"{info.get('torch_threads', '?')}" + (f"; GPU: {info['gpu']}" if info.get("gpu") else ""), ""]
     lif = results.get("lif", [])
     if lif:
         lines.append(f"LIF forward+backward, x = [{lif[0]['shape'].replace('x', ', ')}] float32 "
@@ -140,7 +168,8 @@ def format_report(results: dict, markdown: bool = False) -> str:
         lines.append(f"Training step (forward + backward + SGD), {r0['model']}, B={r0['batch']}, "
                      f"T={r0['T']}, {r0['size']}x{r0['size']} (median of {r0['reps']}); "
                      f"train-mode outputs identical: "
-                     f"{'not checked (network silent)' if r0['outputs_identical'] is None else r0['outputs_identical']}")
+                     f"{'not checked (network silent)' if r0['outputs_identical'] is None else r0['outputs_identical']}"
+                     f"{where}")
         table(["model", "step ms", "CPU ms", "clips/s", "peak MB"],
               [[r["label"], _fmt(r["time_ms"]), _fmt(r.get("cpu_ms")), _fmt(r["clips_per_s"], 2),
                 _fmt(r["peak_mb"])] for r in tr])
@@ -153,7 +182,7 @@ def format_report(results: dict, markdown: bool = False) -> str:
         lines.append(f"Inference forward latency (ms) vs T, {r0['model']}, B={r0['batch']}, "
                      f"{r0['size']}x{r0['size']} "
                      f"(stage-3 tokens per frame {(r0['size'] // 16) ** 2}; "
-                     f"median of {r0['reps']})")
+                     f"median of {r0['reps']}){where}")
         lo, hi = (8, 32) if {8, 32} <= set(frames) else (frames[0], frames[-1])
         head = ["design"] + [f"T={t}" for t in frames] + [f"T{hi}/T{lo}"]
 
@@ -177,6 +206,7 @@ def format_report(results: dict, markdown: bool = False) -> str:
         table(head[:-1], [[VARIANT_TITLES.get(k, k)] + [_fmt(by[(k, t)]["clips_per_s"], 2)
                                                        if (k, t) in by else "-" for t in frames]
                           for k in names])
+    _model_tables(results, table, lines, where)
     summ = results.get("summary", [])
     if summ and any(s["target"] != REPORTED for s in summ):
         lines.append("Goals")
@@ -187,6 +217,37 @@ def format_report(results: dict, markdown: bool = False) -> str:
         lines.append("Summary")
         table(["ratio", "measured"], [[s["goal"], _fmt(s["value"], 2)] for s in summ])
     return "\n".join(lines)
+
+
+def _model_tables(results: dict, table, lines: list[str], where: str) -> None:
+    """The ``ckpt``, ``compile`` and ``fold`` tables."""
+    ck = results.get("ckpt", [])
+    if ck:
+        r0 = ck[0]
+        lines.append(f"Grad checkpointing, training step (forward + backward), {r0['model']}, "
+                     f"B={r0['batch']}, {r0['size']}x{r0['size']} (median of {r0['reps']}){where}")
+        table(["T", "variant", "act. peak MB", "step ms", "CPU ms"],
+              [[str(r["T"]), r["name"], _fmt(r["act_peak_mb"]), _fmt(r["time_ms"]),
+                _fmt(r.get("cpu_ms"))] for r in ck])
+    co = results.get("compile", [])
+    if co:
+        r0 = co[0]
+        comp = next((r for r in co if r["name"] == "compiled"), r0)
+        lines.append(f"torch.compile vs eager inference, {r0['model']}, B={r0['batch']}, "
+                     f"T={r0['T']}, {r0['size']}x{r0['size']}, eval, no_grad (median of "
+                     f"{r0['reps']}); compile ({comp['backend']}) took {_fmt(comp['compile_s'])} s; "
+                     f"max |logit diff| {r0['max_dlogit']:.2e}{where}")
+        table(["variant", "ms", "CPU ms"],
+              [[r["backend"], _fmt(r["time_ms"], 2), _fmt(r.get("cpu_ms"), 2)] for r in co])
+    fo = results.get("fold", [])
+    if fo:
+        r0 = fo[0]
+        lines.append(f"deploy.fold vs unfolded inference, {r0['model']}, B={r0['batch']}, "
+                     f"T={r0['T']}, {r0['size']}x{r0['size']}, eval (median of {r0['reps']}); "
+                     f"identical spikes {100 * r0['spike_agreement']:.4f}% (firing rate "
+                     f"{100 * r0['firing_rate']:.1f}%), max |logit diff| {r0['max_dlogit']:.2e}{where}")
+        table(["graph", "ms", "CPU ms"],
+              [[r["name"], _fmt(r["time_ms"], 2), _fmt(r.get("cpu_ms"), 2)] for r in fo])
 
 
 def plot(results: dict, path: str) -> None:

@@ -1,4 +1,5 @@
-"""The three bench sections (``svf bench``) and the run that writes their files.
+"""The ``lif``, ``train`` and ``scaling`` bench sections (``svf bench``) and the run that
+writes the files of every section (``ckpt``, ``compile``, ``fold``: :mod:`.model_sections`).
 
 Every candidate of a section is measured in one process, interleaved (warm-up first, then
 ``reps`` rounds that each run every candidate once; the median is reported), so machine
@@ -27,12 +28,18 @@ from ...atomic import write_csv as atomic_write_csv
 from ...layers import DESIGNS
 from ...layers.neuron import LIF, LIFParams, compact_spike_storage, lif_backend_for, lif_multistep, \
     set_lif_backend
+from .model_sections import bench_ckpt, bench_compile, bench_fold
 from .measure import _cpu_ms, _median, machine_info, peak_memory, time_interleaved, tune_malloc
 from .report import VARIANT_TITLES, plot, summarize, write_csv
 from .spikingjelly_adapter import spikingjelly_available, swap_to_spikingjelly
 
-__all__ = ["VARIANTS", "BenchConfig", "quick_config", "bench_lif", "bench_train",
+__all__ = ["SECTIONS", "DEFAULT_SECTIONS", "VARIANTS", "BenchConfig", "quick_config", "bench_lif", "bench_train",
            "bench_scaling", "run_benchmarks"]
+
+#: every section, in run order; the default run (a few minutes) has the first three, the
+#: others are opt-in (``--sections``): ``ckpt`` ~1 min, ``compile`` ~1-2 min (inductor)
+SECTIONS = ("lif", "train", "scaling", "ckpt", "compile", "fold")
+DEFAULT_SECTIONS = ("lif", "train", "scaling")
 
 #: bench candidates (label -> create_model keyword arguments): every space-time design with
 #: SDHA (hamming attention), and the ANN counterpart
@@ -58,6 +65,20 @@ class BenchConfig:
     size: int = 192
     batch: int = 1
     designs: tuple[str, ...] = tuple(VARIANTS)
+    # ckpt section (opt-in): training step with / without grad checkpointing
+    ckpt_model: str = "svf_15m"
+    ckpt_frames: tuple[int, ...] = (16,)
+    ckpt_size: int = 64
+    ckpt_batch: int = 1
+    # compile section (opt-in): torch.compile vs eager inference (batch: ``batch``)
+    compile_model: str = "svf_tiny"
+    compile_frames: int = 2
+    compile_size: int = 32
+    compile_backend: str = "inductor"
+    # fold section (opt-in): deploy.fold vs the trained graph, eval (batch: ``batch``)
+    fold_model: str = "svf_tiny"
+    fold_frames: int = 4
+    fold_size: int = 64
     reps: int = 5
     sections: tuple[str, ...] = ("lif", "train", "scaling")
     spikingjelly: bool = True
@@ -69,7 +90,10 @@ class BenchConfig:
 def quick_config(**kw) -> BenchConfig:
     """A smoke-test configuration that runs in a few seconds (numbers are not meaningful)."""
     base = dict(lif_shape=(4, 1, 8, 16, 16), train_batch=1, train_frames=2, train_size=16,
-                frames=(2, 4), size=16, batch=1, reps=1)
+                frames=(2, 4), size=16, batch=1, reps=1,
+                ckpt_model="svf_tiny", ckpt_frames=(2,), ckpt_size=16,
+                compile_frames=1, compile_size=16, compile_backend="aot_eager",
+                fold_frames=2, fold_size=16)
     base.update(kw)
     return BenchConfig(**base)
 
@@ -297,7 +321,8 @@ def run_benchmarks(cfg: BenchConfig, out_dir: str | None = None,
     if cfg.tune_malloc:
         results["machine"]["malloc_tuned"] = tune_malloc()
     t0 = time.perf_counter()
-    for sec, fn in (("lif", bench_lif), ("train", bench_train), ("scaling", bench_scaling)):
+    for sec, fn in (("lif", bench_lif), ("train", bench_train), ("scaling", bench_scaling),
+                    ("ckpt", bench_ckpt), ("compile", bench_compile), ("fold", bench_fold)):
         if sec in cfg.sections:
             ts = time.perf_counter()
             log(f"[{sec}] running ...")
@@ -307,7 +332,7 @@ def run_benchmarks(cfg: BenchConfig, out_dir: str | None = None,
     results["wall_s"] = time.perf_counter() - t0
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        for sec in ("lif", "train", "scaling", "summary"):
+        for sec in (*SECTIONS, "summary"):
             write_csv(os.path.join(out_dir, f"bench_{sec}.csv"), results.get(sec, []))
         machine = {**results["machine"], "wall_s": f"{results['wall_s']:.1f}"}
         atomic_write_csv(os.path.join(out_dir, "bench_machine.csv"),
