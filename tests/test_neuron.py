@@ -291,3 +291,31 @@ def test_native_lif_threads_are_joined_before_fork():
         assert torch.equal(s, s2)
     finally:
         torch.set_num_threads(n)
+
+
+def test_native_backward_flushes_subnormal_gradients():
+    """Surrogate tails times small upstream gradients reach ~1e-41; subnormal floats slow the
+    LIF backward and every conv backward after it (x2 on a training step), so the native kernel
+    flushes them to zero (FTZ/DAZ inside the call); normal gradients are unchanged."""
+    from spikevideoformer.layers import _lif_native, set_lif_backend
+
+    if _lif_native._native_lib() is None:
+        pytest.skip("no C compiler: the native backend is not in use")
+    tiny = 1.1754944e-38  # smallest normal float32
+    x = torch.cat([torch.full((4, 1, 256), -24.0), torch.randn(4, 1, 256) + 1.0], dim=2)
+    g = torch.cat([torch.full((4, 1, 256), 1e-3), torch.randn(4, 1, 256)], dim=2)
+    grads = {}
+    try:
+        for backend in ("torch", "native"):
+            set_lif_backend(backend)
+            xi = x.clone().requires_grad_()
+            y = LIF()(xi)
+            (y * g).sum().backward()
+            grads[backend] = xi.grad
+    finally:
+        set_lif_backend("auto")
+    sub = lambda t: int(((t != 0) & (t.abs() < tiny)).sum())  # noqa: E731
+    assert sub(grads["torch"]) > 0  # the case does produce subnormals without the flush
+    assert sub(grads["native"]) == 0
+    torch.testing.assert_close(grads["native"], grads["torch"], rtol=1e-5, atol=1e-30)
+    assert grads["native"][..., 256:].abs().sum() > 0

@@ -29,6 +29,16 @@ _NATIVE_SRC = r"""
    loop outside one vectorisable loop over the block (one read of x, one write of h and s). */
 #include <math.h>
 #include <stdint.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+/* backward flushes subnormal results to zero (FTZ + DAZ for this call only): surrogate tails
+   reach ~1e-40, and subnormal gradients slow this loop and every conv backward after it */
+#define SVF_FTZ_ON() const unsigned int svf_csr = _mm_getcsr(); _mm_setcsr(svf_csr | 0x8040u)
+#define SVF_FTZ_OFF() _mm_setcsr(svf_csr)
+#else
+#define SVF_FTZ_ON()
+#define SVF_FTZ_OFF()
+#endif
 
 #define CH 512
 
@@ -141,12 +151,14 @@ int svf_lif_backward(const float* g, float* hg, long T, long N, long n0, long n1
                      : soft ? (detach ? bwd_soft_det : bwd_soft)
                             : (detach ? bwd_hard_det : bwd_hard);
     float gv[CH];
+    SVF_FTZ_ON();
     for (long c0 = n0; c0 < n1; c0 += CH) {
         const long m = (n1 - c0) < CH ? (n1 - c0) : CH;
         for (long i = 0; i < m; i++) gv[i] = 0.0f;
         for (long t = T - 1; t >= 0; t--)
             f(g + t * N + c0, hg + t * N + c0, gv, m, decay, tau, vth, vr, alpha, (float)d);
     }
+    SVF_FTZ_OFF();
     return 0;
 }
 """
