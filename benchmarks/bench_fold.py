@@ -13,7 +13,6 @@ switched off unless ``--tf32``, since its rounding differs between the two graph
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -24,6 +23,7 @@ from spikevideoformer.analysis import calibrate_bn
 from spikevideoformer.atomic import write_csv
 from spikevideoformer.deploy import InferenceLIF, fold
 from spikevideoformer.layers import LIF
+from spikevideoformer.machine import cpu_model
 
 
 def _spikes(model, x):
@@ -37,18 +37,6 @@ def _spikes(model, x):
     for h in handles:
         h.remove()
     return y, rec
-
-
-def cpu_name() -> str:
-    """The CPU model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _sync(device: str) -> None:
@@ -115,7 +103,7 @@ def main() -> None:
                        args.attention, args.device, args.repconv)
                  for m in args.models.split(",") if m.strip()]
     where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-             else cpu_name())
+             else cpu_model())
     print(f"torch {torch.__version__}, {where}, fold(repconv={args.repconv!r}), medians of "
           f"{args.repeats} alternating runs after {args.warmup} warm-up runs")
     print(f"{'model':<10} {'threads':>7} {'input':<16} {'unfolded ms':>12} {'folded ms':>10} "

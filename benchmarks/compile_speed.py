@@ -9,29 +9,18 @@ its neighbours while eager runs the ``auto`` backend. Both models run in eval mo
 ``torch.no_grad()`` on the same clip; after warm-up (the compile itself, timed separately)
 they are timed alternately ``--repeats`` times and the medians compared. The outputs are
 checked to agree (inductor reorders float ops: logits to rounding, spikes may rarely differ).
+The measuring is ``analysis.bench``'s ``compile`` section (also ``svf bench --sections compile``).
 """
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
 
 import torch
 
-from spikevideoformer import create_model
+from spikevideoformer.analysis.bench import BenchConfig
+from spikevideoformer.analysis.bench.model_sections import bench_compile
 from spikevideoformer.layers.neuron import lif_backend_for
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from spikevideoformer.machine import cpu_model
 
 
 def main(argv=None) -> None:
@@ -41,34 +30,20 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=15, help="timed calls per model (multiple of 3)")
     ap.add_argument("--backend", default="inductor")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = create_model(a.model, num_classes=10).eval()
-    video = torch.randn(a.batch, a.frames, 3, a.size, a.size)
-    compiled = torch.compile(model, backend=a.backend)
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        out_c = compiled(video)
-        compile_s = time.perf_counter() - t0
-        out_e = model(video)
-        for _ in range(2):
-            model(video), compiled(video)
-        te, tc = [], []
-        for _ in range(a.repeats):
-            for fn, ts in ((model, te), (compiled, tc)):
-                t = time.perf_counter()
-                fn(video)
-                ts.append(time.perf_counter() - t)
-    e, c = statistics.median(te), statistics.median(tc)
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}; threads {a.threads}; "
+    cfg = BenchConfig(compile_model=a.model, compile_size=a.size, compile_frames=a.frames,
+                      batch=a.batch, reps=max(1, a.repeats // 3), compile_backend=a.backend)
+    rows = {r["name"]: r for r in bench_compile(cfg)}
+    e, c = rows["eager"], rows["compiled"]
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {a.threads}; "
           f"eager LIF backend: {lif_backend_for(torch.zeros(a.frames, 8, 16))}")
     print(f"{a.model}, B={a.batch}, T={a.frames}, {a.size}x{a.size}, eval, no_grad, "
-          f"median of {a.repeats}; compile ({a.backend}) took {compile_s:.1f} s")
-    print(f"eager {e * 1e3:.2f} ms, compiled {c * 1e3:.2f} ms, speed-up {e / c:.2f}x; "
-          f"max |logit diff| {(out_c - out_e).abs().max().item():.2e}")
+          f"median of {c['reps']}; compile ({a.backend}) took {c['compile_s']:.1f} s")
+    print(f"eager {e['time_ms']:.2f} ms, compiled {c['time_ms']:.2f} ms, speed-up "
+          f"{e['time_ms'] / c['time_ms']:.2f}x; max |logit diff| {c['max_dlogit']:.2e}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import platform
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from spikevideoformer.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -53,16 +54,6 @@ def _cases():
     }
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -73,7 +64,7 @@ def main(argv=None) -> int:
     cases = _cases()
     names = [c for c in args.cases.split(",") if c] or list(cases)
     rows = []
-    print(f"CPU: {_cpu()}, torch {torch.__version__}")
+    print(f"CPU: {cpu_model()}, torch {torch.__version__}")
     for name in names:
         fn, threshold, op = cases[name]
         for th in (int(t) for t in args.threads.split(",")):

@@ -75,12 +75,17 @@ def test_conv_bn_fold(conv, bn_cls, shape):
     assert folded.bias is not None
 
 
-def test_repconv_fold_is_one_conv_and_exact():
+def _repconv_case():
+    """A float64 RepConv with non-trivial BN statistics, the BN after it, and an input."""
     rep = RepConv(6, 10).double().eval()
     for i, bn in enumerate([rep.body[1].bn, rep.body[2][2]]):
         bn.load_state_dict(_bn(bn.num_features, seed=i + 1).double().state_dict())
     outer = _bn(10, seed=7).double()
-    x = torch.randn(3, 6, 7, 5, dtype=torch.float64)
+    return rep, outer, torch.randn(3, 6, 7, 5, dtype=torch.float64)
+
+
+def test_repconv_fold_is_one_conv_and_exact():
+    rep, outer, x = _repconv_case()
     with torch.no_grad():
         ref = outer(rep(x))
         conv = fold_repconv(rep, outer)
@@ -93,11 +98,7 @@ def test_repconv_fold_is_one_conv_and_exact():
 
 
 def test_repconv_factorised_fold_is_exact_and_cheaper():
-    rep = RepConv(6, 10).double().eval()
-    for i, bn in enumerate([rep.body[1].bn, rep.body[2][2]]):
-        bn.load_state_dict(_bn(bn.num_features, seed=i + 1).double().state_dict())
-    outer = _bn(10, seed=7).double()
-    x = torch.randn(3, 6, 7, 5, dtype=torch.float64)
+    rep, outer, x = _repconv_case()
     seq = nn.Sequential(rep, outer)
     with torch.no_grad():
         ref = seq(x)

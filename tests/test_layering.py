@@ -2,14 +2,15 @@
 
 layers -> models -> (engine, analysis, deploy) -> tasks -> cli, with ``data`` beside
 ``models`` (it may use layers/models, never engine/tasks/cli) and ``atomic`` (file writing)
-usable by all. A module may import its own package and any lower rank.
+and ``machine`` (CPU identity) usable by all. A module may import its own package and any
+lower rank.
 """
 import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "spikevideoformer"
 # analysis (energy of the deployed network) may use deploy, not the other way round
-RANK = {"atomic": 0, "layers": 1, "models": 2, "data": 2, "engine": 3, "deploy": 3,
+RANK = {"atomic": 0, "machine": 0, "layers": 1, "models": 2, "data": 2, "engine": 3, "deploy": 3,
         "analysis": 3.5, "tasks": 4, "cli": 5}
 MAX_LINES = 400
 

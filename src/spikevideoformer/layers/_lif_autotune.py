@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import statistics
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..machine import cpu_model
 from . import _lif_native, _lif_torch
 
 if TYPE_CHECKING:
@@ -51,24 +51,13 @@ def cache_path() -> str:
     return os.path.join(_lif_native._cache_dir(), _FILE)
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "Hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 _MACHINE: dict = {}
 
 
 def _machine_key() -> str:
     if "key" not in _MACHINE:
         kernel = hashlib.sha256(_lif_native._NATIVE_SRC.encode()).hexdigest()[:8]
-        _MACHINE["key"] = f"{_cpu_model()}|torch {torch.__version__}|kernel {kernel}"
+        _MACHINE["key"] = f"{cpu_model()}|torch {torch.__version__}|kernel {kernel}"
     return _MACHINE["key"]
 
 

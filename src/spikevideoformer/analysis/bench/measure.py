@@ -19,23 +19,13 @@ from typing import Callable
 import torch
 
 from ...layers.neuron import get_lif_backend
+from ...machine import cpu_model
 from .spikingjelly_adapter import spikingjelly_version
 
 __all__ = ["machine_info", "peak_memory", "time_interleaved", "tune_malloc"]
 
 
 # --------------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _cpu_flags() -> str | None:
     """The SIMD flags that matter for the LIF kernels (x86: avx2 / avx512f; Arm: neon / sve)."""
     try:
@@ -53,7 +43,7 @@ def _cpu_flags() -> str | None:
 def machine_info(device: str = "cpu") -> dict:
     """CPU model, threads, torch version (and GPU name on CUDA) of this run."""
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
