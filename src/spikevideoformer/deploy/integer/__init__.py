@@ -1,0 +1,15 @@
+"""Integer-only spike-driven inference (docs/integer.md).
+
+    from spikevideoformer.deploy.integer import IntegerNetwork
+    net = IntegerNetwork.from_model(fold(model), weight_bits=8, input_size=(64, 64))
+    result = net.run(clip_uint8)          # [T, H, W, C]; result.logits, result.counts
+    net.save("svf_int8")                  # graph.json + tensors.npz, readable without torch
+
+``runner.py`` (with ``fixed_point.py``, ``graph_format.py`` and ``counts.py``) imports only
+NumPy and runs by file path as well; ``quantize.py`` builds the graph from a torch model.
+"""
+from .counts import CountReport, OpCount
+from .quantize import IntegerNetwork
+from .runner import RunResult, load, run
+
+__all__ = ["IntegerNetwork", "CountReport", "OpCount", "RunResult", "load", "run"]

@@ -1,0 +1,364 @@
+"""Quantise a folded SpikeVideoFormer into the integer graph (docs/integer.md, "Quantisation").
+
+``IntegerNetwork.from_model(folded, weight_bits=8, input_size=(H, W))`` walks the deployed
+network (``deploy.fold``; each RepConv as its dense 3×3 conv) in forward order and emits the ops
+of ``graph_format.py``. Scales (real value of one integer unit) are per output channel:
+
+* a conv feeding a neuron gets its own per-channel scale ``σ[o] = max|w_eff[o]| / q_max``
+  (``q_max = 2^(bits-1) - 1``; with ``pow2_scales`` rounded up to a power of two);
+* the residual stream of a stage is one integer tensor, so every layer that writes into it (the
+  stage's first conv and each block's last conv) shares the stream's per-channel scale, the
+  largest any of them needs; biases become integers in that scale;
+* a neuron reads its input in membrane units ``μ = σ / 2^F`` (``F = membrane_frac_bits``):
+  thresholds ``Θ = ceil(v_th / μ)``, Integer-LIF spike unit ``U = round(1/μ)`` — the weight
+  scales end up in the integer thresholds;
+* attention cores run on spike counts: SDHA ``(2q - D)((2k - D)^T v)``, SDSA ``q(k^T v)``, both
+  ``D³`` times the float core, so the attention neuron's ``1/(2C)`` (or 1/8), its BN and ``D³``
+  become its threshold, sign and bias (docs/design.md §6.3);
+* the stem multiplies fixed-point pixels ``X = 2^8·pix - round(2^8·z)`` (``z`` the pixel value
+  that normalises to 0) by integer weights; the head sums over space, fires, accumulates
+  ``W s`` over time, and the logits are ``acc · σ_k / T``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...layers.blocks import ConvBlock, DownSampling, SpikeAttention, TransformerBlock, state_dict_name
+from ...layers.inference_neuron import InferenceLIF
+from ...models.backbone import SpikeVideoFormer
+from ..fold import dense_repconvs, fold, is_folded
+from .fixed_point import decay_constant
+from .graph_format import FORMAT, VERSION, load_graph, save_graph
+
+__all__ = ["IntegerNetwork", "PIXEL_FRAC_BITS"]
+
+PIXEL_FRAC_BITS = 8
+
+
+def _np(t: torch.Tensor | float, n: int | None = None) -> np.ndarray:
+    a = t.detach().double().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, float)
+    a = a.reshape(-1)
+    return np.broadcast_to(a, (n,)).copy() if n is not None and a.size in (1, n) else a
+
+
+class _Builder:
+    def __init__(self, model: SpikeVideoFormer, bits: int, frac: int) -> None:
+        if not 2 <= bits <= 24:
+            raise ValueError(f"weight_bits must be in 2..24, got {bits}")
+        if not 0 <= frac <= 24:
+            raise ValueError(f"membrane_frac_bits must be in 0..24, got {frac}")
+        self.model, self.bits, self.frac = model, bits, frac
+        self.qmax = 2 ** (bits - 1) - 1
+        self.wdtype = np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
+        self.path = {id(m): n for n, m in model.named_modules()}
+        self.ops: list[dict] = []
+        self.tensors: dict[str, np.ndarray] = {}
+        self.scales: dict[str, list] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def name(self, mod: nn.Module) -> str:
+        return state_dict_name(self.model, self.path[id(mod)])
+
+    def emit(self, op: str, name: str, inputs: list[str], attrs: dict | None = None,
+             params: dict | None = None, out: str | None = None) -> str:
+        keys = {}
+        for role, arr in (params or {}).items():
+            keys[role] = f"{name}.{role}"
+            self.tensors[keys[role]] = arr
+        out = out or name
+        self.ops.append({"name": name, "op": op, "inputs": inputs, "output": out,
+                         "attrs": attrs or {}, "params": keys})
+        return out
+
+    def scale_of(self, weights: list[np.ndarray]) -> np.ndarray:
+        """Per-output-channel power-of-two scale ``2^ceil(log2(max|w|/q_max))``, the coarsest
+        that any ``w_eff [C_out, ...]`` in ``weights`` needs (all-zero rows: 1)."""
+        m = np.max([np.abs(w).reshape(w.shape[0], -1).max(1) for w in weights], axis=0)
+        m = np.where(m > 0, m, self.qmax)
+        return 2.0 ** np.ceil(np.log2(m / self.qmax))
+
+    @staticmethod
+    def weight(mod: nn.Module) -> np.ndarray:
+        """``[C_out, C_in/groups, k, k]``: a Conv1d (kernel 1) or Linear as a 1×1 conv."""
+        w = mod.weight.detach().double().cpu().numpy()
+        if isinstance(mod, nn.Linear):
+            return w[:, :, None, None]
+        if isinstance(mod, nn.Conv1d):
+            if w.shape[2] != 1:
+                raise ValueError(f"only kernel-1 Conv1d layers are supported, got {tuple(w.shape)}")
+            return w[:, :, :, None]
+        return w
+
+    def w_eff(self, mod: nn.Module, unit: np.ndarray | float) -> np.ndarray:
+        """Weights in units of the integer input (``unit``: its real value, per input channel)."""
+        w = self.weight(mod)
+        u = np.asarray(unit, dtype=np.float64).reshape(-1)
+        if u.size == 1:
+            return w * u[0]
+        shape = (-1, 1, 1, 1) if w.shape[1] == 1 and w.shape[0] == u.size else (1, -1, 1, 1)
+        return w * u.reshape(shape)
+
+    # ------------------------------------------------------------------ ops
+    def conv(self, mod: nn.Module, x: str, unit, stream: np.ndarray | None = None,
+             real: bool = False) -> tuple[str, np.ndarray]:
+        """Integer conv of input ``x`` (real value ``unit`` per integer); its own power-of-two
+        scale ``σ``; writing into a residual ``stream`` (scale ``σ_s ≥ σ``), the accumulator
+        is shifted right by ``log2(σ_s/σ)`` (rounding) before the bias. Returns (output, scale)."""
+        name = self.name(mod)
+        w = self.w_eff(mod, unit)
+        sigma = self.scale_of([w])
+        q = np.clip(np.rint(w / sigma.reshape(-1, 1, 1, 1)), -self.qmax, self.qmax).astype(self.wdtype)
+        params = {"weight": q}
+        if stream is not None:
+            shift = np.rint(np.log2(stream / sigma)).astype(np.int64)
+            if shift.min() < 0:
+                raise AssertionError(f"{name}: stream scale finer than the layer's")
+            if shift.any():
+                params["shift"] = shift
+            sigma = stream
+        if getattr(mod, "bias", None) is not None:
+            params["bias"] = np.rint(_np(mod.bias) / sigma).astype(np.int64)
+        if isinstance(mod, nn.Linear):
+            kind, k, stride, pad, groups = "linear", 1, 1, 0, 1
+        else:
+            k, stride, pad, groups = mod.kernel_size[0], mod.stride[0], mod.padding[0], mod.groups
+            kind = "dwconv" if groups > 1 and groups == mod.in_channels else "conv"
+        attrs = {"kind": kind, "stride": stride, "padding": pad, "groups": groups,
+                 "input": "real" if real else "spike", "stage": self.model.stage_of(self.path[id(mod)])}
+        self.scales[name] = sigma.tolist()
+        return self.emit("conv", name, [x], attrs, params), sigma
+
+    def lif(self, mod: InferenceLIF, x: str, sigma: np.ndarray) -> tuple[str, float]:
+        """Neuron on integer input of real unit ``sigma`` (per channel); returns its output and
+        the real value of one of its spikes (``1/D`` normalised, else 1)."""
+        if not isinstance(mod, InferenceLIF):
+            raise TypeError(f"expected a folded neuron (InferenceLIF), got {type(mod).__name__}: "
+                            f"pass a model returned by deploy.fold")
+        p = mod.params
+        if p.v_reset != 0.0:
+            raise ValueError(f"{self.path[id(mod)]}: the integer engine needs v_reset = 0, got {p.v_reset}")
+        c = sigma.size
+        mu = sigma / 2.0 ** self.frac                         # real value of one membrane unit
+        sign = _np(mod.sign, c) if mod.sign is not None else np.ones(c)
+        gain = (sign * 2 ** self.frac).astype(np.int64)
+        params = {"gain": gain}
+        if mod.bias is not None:
+            params["bias"] = np.rint(_np(mod.bias, c) / mu).astype(np.int64)
+        v_th = _np(mod.v_th, c)
+        if p.spike_max == 1:
+            params["theta"] = np.ceil(v_th / mu - 1e-9).astype(np.int64)
+            if p.soft_reset:
+                params["reset_sub"] = np.rint(v_th / mu).astype(np.int64)
+        else:
+            unit = _np(mod.unit, c) if mod.unit is not None else np.ones(c)
+            params["unit"] = np.maximum(np.rint(unit / mu), 1).astype(np.int64)
+        for k in params:  # per-channel arrays broadcast against [T][C, H, W]
+            params[k] = params[k].reshape(-1, 1, 1)
+        attrs = {"spike_max": int(p.spike_max), "tau": list(decay_constant(p.tau)),
+                 "decay_input": p.decay_input, "soft_reset": p.soft_reset,
+                 "temporal_state": p.temporal_state, "stage": self.model.stage_of(self.path[id(mod)])}
+        name = self.path[id(mod)]
+        self.scales[name] = mu.tolist()
+        return self.emit("lif", state_dict_name(self.model, name), [x], attrs, params), mod.out_scale
+
+    def add(self, a: str, b: str, name: str) -> str:
+        return self.emit("add", name, [a, b], out=name)
+
+
+# --------------------------------------------------------------------------- the network walk
+def _stage_segments(model: SpikeVideoFormer) -> list[list[nn.Module]]:
+    """Blocks in forward order, split where a DownSampling starts a new residual stream."""
+    segs: list[list[nn.Module]] = []
+    for stage, mods in model.stage_modules().items():
+        if stage == "head":
+            continue
+        for mod in mods.values():
+            for blk in (mod if isinstance(mod, nn.ModuleList) else [mod]):
+                if isinstance(blk, DownSampling):
+                    segs.append([blk])
+                else:
+                    segs[-1].append(blk)
+    return segs
+
+
+def _last_spikes_unit(att: SpikeAttention) -> float:
+    last = att.attn_lif if att.temporal is None else att.temporal.attn_lif
+    return last.out_scale
+
+
+def _stream_writers(b: _Builder, seg: list[nn.Module], input_unit) -> list[np.ndarray]:
+    """Effective weights of every layer that writes into this segment's residual stream."""
+    ds = seg[0]
+    unit = input_unit if ds.encode_lif is None else ds.encode_lif.out_scale
+    out = [b.w_eff(ds.encode_conv, unit)]
+    for blk in seg[1:]:
+        if isinstance(blk, ConvBlock):
+            sep = blk.Conv
+            dw_sigma = b.scale_of([b.w_eff(sep.dwconv, sep.lif2.out_scale)])
+            out += [b.w_eff(sep.pwconv2, dw_sigma), b.w_eff(blk.conv2, blk.lif2.out_scale)]
+        elif isinstance(blk, TransformerBlock):
+            for att in (blk.attn, blk.tattn):
+                if att is not None:
+                    out.append(b.w_eff(att.proj_conv, _last_spikes_unit(att)))
+            out.append(b.w_eff(blk.mlp.fc2_conv, blk.mlp.fc2_lif.out_scale))
+        else:
+            raise TypeError(f"the integer engine does not know block {type(blk).__name__}")
+    return out
+
+
+def _branch(b: _Builder, br, s: str, unit: float) -> tuple[str, float]:
+    """q/k/v convs and neurons, the integer core, the attention neuron (docs/design.md §3.1)."""
+    if br.attention not in ("hamming", "dot"):
+        raise ValueError(f"the integer engine runs spiking attention (hamming, dot), not {br.attention!r}")
+    qkv = []
+    for conv, lif in ((br.q_conv, br.q_lif), (br.k_conv, br.k_lif), (br.v_conv, br.v_lif)):
+        t, sc = b.conv(conv, s, unit)
+        qkv.append(b.lif(lif, t, sc))
+    dn = int(round(1.0 / qkv[0][1]))
+    name = b.name(br)
+    core = b.emit("attention", name, [t for t, _ in qkv],
+                  {"kind": br.attention, "grouping": br.grouping, "heads": br.heads, "dn": dn,
+                   "stage": b.model.stage_of(b.path[id(br)])}, out=f"{name}.core")
+    return b.lif(br.attn_lif, core, np.full(br.dim, 1.0 / dn ** 3))
+
+
+def _block(b: _Builder, blk: nn.Module, x: str, sigma: np.ndarray) -> str:
+    if isinstance(blk, ConvBlock):
+        sep = blk.Conv
+        s, u = b.lif(sep.lif1, x, sigma)
+        a, sa = b.conv(sep.pwconv1, s, u)
+        s, u = b.lif(sep.lif2, a, sa)
+        d, sd = b.conv(sep.dwconv, s, u)
+        y, _ = b.conv(sep.pwconv2, d, sd, sigma, real=True)
+        x = b.add(x, y, b.name(sep) + ".residual")
+        s, u = b.lif(blk.lif1, x, sigma)
+        a, sa = b.conv(blk.conv1, s, u)
+        s, u = b.lif(blk.lif2, a, sa)
+        y, _ = b.conv(blk.conv2, s, u, sigma)
+        return b.add(x, y, b.name(blk) + ".residual")
+    for att in (blk.attn, blk.tattn):
+        if att is None:
+            continue
+        s, u = b.lif(att.head_lif, x, sigma)
+        z, u = _branch(b, att, s, u)
+        if att.temporal is not None:
+            z, u = _branch(b, att.temporal, z, u)
+        y, _ = b.conv(att.proj_conv, z, u, sigma)
+        x = b.add(x, y, b.name(att) + ".residual")
+    m = blk.mlp
+    s, u = b.lif(m.fc1_lif, x, sigma)
+    a, sa = b.conv(m.fc1_conv, s, u)
+    s, u = b.lif(m.fc2_lif, a, sa)
+    y, _ = b.conv(m.fc2_conv, s, u, sigma)
+    return b.add(x, y, b.name(blk) + ".mlp_residual")
+
+
+def _build(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray, zero_point: np.ndarray,
+           size: tuple[int, int]) -> dict:
+    x = b.emit("input", "input", [], {"frac_bits": PIXEL_FRAC_BITS}, out="input")
+    sigma = None
+    for seg in _stage_segments(model):
+        ds = seg[0]
+        new_sigma = b.scale_of(_stream_writers(b, seg, input_unit))
+        if ds.encode_lif is None:  # the stem: fixed-point pixels × integer weights
+            x, _ = b.conv(ds.encode_conv, x, input_unit, new_sigma, real=True)
+        else:
+            s, u = b.lif(ds.encode_lif, x, sigma)
+            x, _ = b.conv(ds.encode_conv, s, u, new_sigma)
+        sigma = new_sigma
+        for blk in seg[1:]:
+            x = _block(b, blk, x, sigma)
+    if model.num_classes <= 0:
+        raise ValueError("the integer engine needs a classification head (num_classes > 0)")
+    h, w = size
+    for seg in _stage_segments(model):  # only the downsampling convs change the size
+        conv = seg[0].encode_conv
+        k, st, pad = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+        h, w = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+    pooled = b.emit("pool", "head_pool", [x], {"stage": "head"})
+    s, u = b.lif(model.head_lif, pooled, sigma / (h * w))  # the mean's 1/(HW) in the threshold
+    head = model.head
+    if model.head_kd is not None:  # mean of the two heads = one head with the mean weights
+        head = copy.deepcopy(model.head)
+        with torch.no_grad():
+            head.weight.copy_((model.head.weight + model.head_kd.weight) / 2)
+            head.bias.copy_((model.head.bias + model.head_kd.bias) / 2)
+        b.path[id(head)] = "head"
+    acc, sk = b.conv(head, s, u)
+    total = b.emit("time_sum", "head_time_sum", [acc], {"stage": "head"})
+    return {"format": FORMAT, "version": VERSION,
+            "input": {"layout": "THWC", "dtype": "uint8", "channels": int(model.in_chans),
+                      "size": [int(size[0]), int(size[1])], "frac_bits": PIXEL_FRAC_BITS,
+                      "zero_point": zero_point.astype(int).tolist(),
+                      "real_per_unit": (input_unit * 2 ** PIXEL_FRAC_BITS).tolist()},
+            "weight_bits": b.bits, "membrane_frac_bits": b.frac,
+            "ops": b.ops,
+            "output": {"tensor": total, "scale": sk.tolist(), "classes": int(model.num_classes),
+                       "note": "logits = accumulator * scale / T"},
+            "scales": b.scales}
+
+
+class IntegerNetwork:
+    """An integer-only SpikeVideoFormer: JSON graph + integer tensors (docs/integer.md).
+
+    Build with :meth:`from_model`, run with :meth:`run` (the NumPy runner), write with
+    :meth:`save` (``graph.json`` + ``tensors.npz``), read back with :meth:`load`.
+    """
+
+    def __init__(self, graph: dict, tensors: dict) -> None:
+        self.graph, self.tensors = graph, tensors
+
+    @classmethod
+    def from_model(cls, model: nn.Module, weight_bits: int = 8, *, input_size: tuple[int, int],
+                   membrane_frac_bits: int = 4,
+                   input_scale=1 / 255, input_offset=0.0) -> IntegerNetwork:
+        """Quantise ``model`` (folded by ``deploy.fold``, or folded here) for clips of
+        ``input_size = (H, W)``; the float input is ``input_scale · pix + input_offset`` per
+        channel (``1/255, 0``: frames in [0, 1]; ``1, 0``: event counts; ImageNet
+        normalisation ``1/(255 std), -mean/std``)."""
+        if not isinstance(model, SpikeVideoFormer):
+            raise TypeError(f"IntegerNetwork.from_model needs a SpikeVideoFormer, got {type(model).__name__}")
+        net = dense_repconvs(model) if is_folded(model) else fold(model, repconv="dense")
+        c = net.in_chans
+        a = np.broadcast_to(np.asarray(input_scale, dtype=np.float64).reshape(-1), (c,)).copy()
+        off = np.broadcast_to(np.asarray(input_offset, dtype=np.float64).reshape(-1), (c,)).copy()
+        if not np.all(a > 0):
+            raise ValueError(f"input_scale must be > 0 per channel, got {a.tolist()}")
+        if len(input_size) != 2 or min(input_size) < 16:
+            raise ValueError(f"input_size must be (H, W) with H, W >= 16, got {input_size}")
+        zero_point = np.rint(-off / a * 2 ** PIXEL_FRAC_BITS)  # pixel value that normalises to 0
+        b = _Builder(net, int(weight_bits), int(membrane_frac_bits))
+        graph = _build(net, b, a / 2 ** PIXEL_FRAC_BITS, zero_point, tuple(input_size))
+        return cls(graph, b.tensors)
+
+    def run(self, clip: np.ndarray, record_spikes: bool = False):
+        """Run the NumPy runner on ``clip uint8 [T, H, W, C]`` → ``runner.RunResult``."""
+        from .runner import IntegerGraph, run
+        return run(IntegerGraph(self.graph, self.tensors), clip, record_spikes)
+
+    def save(self, out_dir) -> str:
+        """Write ``graph.json`` + ``tensors.npz`` into ``out_dir`` (atomically)."""
+        return save_graph(self.graph, self.tensors, out_dir)
+
+    @classmethod
+    def load(cls, path) -> IntegerNetwork:
+        return cls(*load_graph(path))
+
+    def float_input(self, clip: np.ndarray) -> torch.Tensor:
+        """The float model's input for ``clip`` (``[1, T, C, H, W]``), from the graph's
+        fixed-point pixels, so both see the same values."""
+        spec = self.graph["input"]
+        x = (clip.transpose(0, 3, 1, 2).astype(np.float64) * 2 ** spec["frac_bits"]
+             - np.asarray(spec["zero_point"], dtype=np.float64).reshape(1, -1, 1, 1))
+        x = x * (np.asarray(spec["real_per_unit"]).reshape(1, -1, 1, 1) / 2 ** spec["frac_bits"])
+        return torch.from_numpy(x).float().unsqueeze(0)
+
+    def __repr__(self) -> str:
+        n = sum(int(math.prod(t.shape)) for t in self.tensors.values())
+        return (f"IntegerNetwork({len(self.graph['ops'])} ops, {n} integers, "
+                f"weight_bits={self.graph['weight_bits']})")
