@@ -8,8 +8,10 @@
 ``runner.py`` (with ``fixed_point.py``, ``graph_format.py`` and ``counts.py``) imports only
 NumPy and runs by file path as well; ``quantize.py`` builds the graph from a torch model.
 """
+from .agreement import Agreement, compare
 from .counts import CountReport, OpCount
 from .quantize import IntegerNetwork
 from .runner import RunResult, load, run
 
-__all__ = ["IntegerNetwork", "CountReport", "OpCount", "RunResult", "load", "run"]
+__all__ = ["IntegerNetwork", "CountReport", "OpCount", "RunResult", "load", "run", "Agreement",
+           "compare"]

@@ -5,7 +5,8 @@
 or, from Python without importing the (torch-based) package::
 
     spec = importlib.util.spec_from_file_location("svf_runner", ".../deploy/integer/runner.py")
-    runner = importlib.util.module_from_spec(spec); spec.loader.exec_module(runner)
+    runner = importlib.util.module_from_spec(spec)
+    sys.modules["svf_runner"] = runner; spec.loader.exec_module(runner)
     result = runner.run(runner.load(NET_DIR), clip)
 
 Every tensor is an integer array ``[T, C, H, W]`` (one clip). Convolutions and the attention
@@ -85,7 +86,8 @@ def conv2d_int(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, 
     per output channel ``(acc + 2^(s-1)) >> s`` (``shift`` s, round half up) and ``+ b``."""
     c_out, cpg, k, _ = w.shape
     T, c_in = x.shape[:2]
-    if groups not in (1, c_in) or (groups == c_in and c_out != c_in) or cpg * groups != c_in:
+    depthwise = groups > 1 and groups == c_in == c_out
+    if not (groups == 1 or depthwise) or cpg * groups != c_in:
         raise ValueError(f"{what}: only dense (groups=1) and depth-wise convs are supported "
                          f"(groups={groups}, weight {w.shape}, input {x.shape})")
     bound = float(np.abs(x).max(initial=0)) * float(np.abs(w.astype(np.int64)).reshape(c_out, -1).sum(1).max())
