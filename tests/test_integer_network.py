@@ -156,3 +156,22 @@ def test_counted_equal_profile_sops_where_the_definitions_coincide():
         elif stride == 1:                      # the border outputs a spike would reach do not exist
             assert r.ops <= e.sops + 1e-6, name
     assert same >= 10
+
+
+def test_backbone_without_head_gives_features():
+    """A backbone under a task decoder (num_classes = 0): the graph ends at stage 4."""
+    torch.manual_seed(0)
+    m = lively_bn(create_model("svf_tiny", num_classes=0, spike_max=4, **TINY), seed=3).eval()
+    net = IntegerNetwork.from_model(fold(m), 16, input_size=SIZE)
+    agree = compare(fold(m), net, _clip())
+    assert agree.identical >= 0.995
+    assert agree.int_logits.shape == (3, 24, 2, 2)            # [T, C, H/16, W/16]
+    assert net.graph["output"]["kind"] == "features"
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from spikevideoformer.cli import main
+
+    assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("svf export: error: checkpoint not found") and "\n" not in err

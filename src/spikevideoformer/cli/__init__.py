@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate", "evaluate a checkpoint: top-1/top-5, confusion matrix"),
     "predict": ("predict", "top-k classes of one video file"),
     "energy": ("energy", "per-layer MACs/SOPs, firing rates and energy of one clip"),
+    "export": ("export", "write a checkpoint as an integer-only network (or torch.export / ONNX)"),
     "bench": ("bench", "side-by-side efficiency benchmarks (LIF, training step, latency vs T)"),
     "ablate": ("ablate", "small-scale ablations of the paper over several seeds"),
 }

@@ -4,6 +4,7 @@
     svf energy --model svf_tiny --size 64 --out runs/energy          # + CSV and PNG files
     svf energy --checkpoint runs/demo/best --data moving_digits      # trained weights
     svf energy --model svf_tiny --size 64 --growth 8,32              # SNN vs ANN growth in T
+    svf energy --checkpoint runs/demo/best --data moving_digits --counted   # integer network, counted
 
 Energies come from ``spikevideoformer.analysis.profile`` (45 nm: E_MAC 4.6 pJ, E_AC 0.9 pJ)
 on the deployed (folded) network; see docs/energy.md for what is counted.
@@ -51,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--summary", action="store_true", help="print totals only, not every layer")
+    p.add_argument("--counted", action="store_true",
+                   help="run the integer-only network (deploy.integer) on the clip, as uint8, and "
+                        "report the operations it executes instead of rate x MACs estimates")
+    p.add_argument("--weight-bits", type=int, default=8, help="integer weight width for --counted")
     p.add_argument("--out", default=None,
                    help="folder for energy_layers.csv, energy_neurons.csv, energy_stages.csv, "
                         "energy.json, energy_stages.png, firing_rates.png, spike_raster.png")
@@ -133,6 +138,51 @@ def _make_video(args: argparse.Namespace, frames: int, size: int, in_chans: int,
     if in_chans != 3:
         raise ValueError(f"--data VIDEO gives RGB frames; the model expects {in_chans} channels")
     return clip.unsqueeze(0).repeat(args.batch, 1, 1, 1, 1)
+
+
+# --------------------------------------------------------------------------- counted
+def _as_uint8(clip: torch.Tensor):
+    """``(uint8 [T, H, W, C], scale, offset)`` with ``clip ≈ scale · pix + offset`` per channel:
+    integer counts 0..255 as they are, other clips spread over 0..255 per channel."""
+    x = clip.detach().double().cpu()
+    if bool((x == x.round()).all()) and x.min() >= 0 and x.max() <= 255:
+        return x.permute(0, 2, 3, 1).numpy().astype("uint8"), 1.0, 0.0
+    lo = x.amin(dim=(0, 2, 3))
+    span = torch.clamp(x.amax(dim=(0, 2, 3)) - lo, min=1e-12) / 255
+    pix = torch.round((x - lo.view(1, -1, 1, 1)) / span.view(1, -1, 1, 1))
+    return pix.permute(0, 2, 3, 1).numpy().astype("uint8"), span.tolist(), lo.tolist()
+
+
+def _counted(model, video, args):
+    """The integer network's counted operations on the first clip, as an ``EnergyReport``."""
+    import numpy as np
+
+    from ..analysis.energy_report import EnergyReport, LayerEnergy, NeuronStats
+    from ..deploy import fold
+    from ..deploy.integer import IntegerNetwork
+
+    clip, scale, offset = _as_uint8(video[0])
+    net = IntegerNetwork.from_model(fold(model.cpu()), args.weight_bits, input_size=clip.shape[1:3],
+                                    input_scale=scale, input_offset=offset)
+    res = net.run(clip, record_spikes=True)
+    e_mac, e_ac = args.e_mac * 1e-12, args.e_ac * 1e-12
+    rows = [LayerEnergy(r.name, r.stage, r.kind, r.input_shape, r.input, r.rate, r.mean_count,
+                        r.dense_macs if r.input == "spike" else r.ops,
+                        r.ops if r.input == "spike" else 0.0,
+                        r.ops * (e_ac if r.input == "spike" else e_mac)) for r in res.counts.rows]
+    lifs = {op["name"]: op["attrs"] for op in net.graph["ops"] if op["op"] == "lif"}
+    neurons = []
+    for name, s in res.spikes.items():
+        flat = s.reshape(s.shape[0], -1)
+        fired = flat != 0
+        idx = np.linspace(0, flat.shape[1] - 1, min(32, flat.shape[1])).round().astype(int)
+        neurons.append(NeuronStats(name, lifs[name]["stage"], tuple(s.shape), lifs[name]["spike_max"],
+                                   float(fired.mean()), float(flat[fired].mean()) if fired.any() else 0.0,
+                                   fired.mean(1).tolist(), flat[:, idx].astype(np.int16)))
+    print(f"counted on the integer network ({args.weight_bits}-bit weights) of the first clip as "
+          f"uint8; real-fed rows are executed (in-bounds) MACs, spike-fed rows executed additions")
+    return EnergyReport(rows, neurons, e_mac, e_ac, (1, *video.shape[1:]), 1, int(video.shape[1]),
+                        True, False)
 
 
 # --------------------------------------------------------------------------- commands
@@ -223,7 +273,9 @@ def run(args: argparse.Namespace) -> int:
               f"weights; --calibrate-bn no keeps them)")
     if args.growth:
         return _run_growth(args, model, defaults, size)
-    report = _profile(model, video, args)
+    if args.counted and (args.unfolded or args.input_spikes != "auto"):
+        raise ValueError("--counted runs the deployed integer network: drop --unfolded / --input-spikes")
+    report = _counted(model, video, args) if args.counted else _profile(model, video, args)
     print(report.summary() if args.summary else report.table())
     if args.out:
         title = args.checkpoint or args.model

@@ -273,8 +273,16 @@ def _build(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray, zero_po
         sigma = new_sigma
         for blk in seg[1:]:
             x = _block(b, blk, x, sigma)
-    if model.num_classes <= 0:
-        raise ValueError("the integer engine needs a classification head (num_classes > 0)")
+    graph = {"format": FORMAT, "version": VERSION,
+             "input": {"layout": "THWC", "dtype": "uint8", "channels": int(model.in_chans),
+                       "size": [int(size[0]), int(size[1])], "frac_bits": PIXEL_FRAC_BITS,
+                       "zero_point": zero_point.astype(int).tolist(),
+                       "real_per_unit": (input_unit * 2 ** PIXEL_FRAC_BITS).tolist()},
+             "weight_bits": b.bits, "membrane_frac_bits": b.frac, "ops": b.ops, "scales": b.scales}
+    if model.num_classes <= 0:  # a backbone without head (e.g. under a task decoder): features
+        graph["output"] = {"tensor": x, "kind": "features", "scale": sigma.tolist(),
+                           "note": "stage-4 features [T, C, H, W] = integers * scale[c]"}
+        return graph
     h, w = size
     for seg in _stage_segments(model):  # only the downsampling convs change the size
         conv = seg[0].encode_conv
@@ -291,16 +299,9 @@ def _build(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray, zero_po
         b.path[id(head)] = "head"
     acc, sk = b.conv(head, s, u)
     total = b.emit("time_sum", "head_time_sum", [acc], {"stage": "head"})
-    return {"format": FORMAT, "version": VERSION,
-            "input": {"layout": "THWC", "dtype": "uint8", "channels": int(model.in_chans),
-                      "size": [int(size[0]), int(size[1])], "frac_bits": PIXEL_FRAC_BITS,
-                      "zero_point": zero_point.astype(int).tolist(),
-                      "real_per_unit": (input_unit * 2 ** PIXEL_FRAC_BITS).tolist()},
-            "weight_bits": b.bits, "membrane_frac_bits": b.frac,
-            "ops": b.ops,
-            "output": {"tensor": total, "scale": sk.tolist(), "classes": int(model.num_classes),
-                       "note": "logits = accumulator * scale / T"},
-            "scales": b.scales}
+    graph["output"] = {"tensor": total, "kind": "logits", "scale": sk.tolist(),
+                       "classes": int(model.num_classes), "note": "logits = accumulator * scale / T"}
+    return graph
 
 
 class IntegerNetwork:

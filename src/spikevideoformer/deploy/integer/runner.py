@@ -57,7 +57,8 @@ class IntegerGraph:
 
 @dataclass
 class RunResult:
-    """Output of :func:`run`: ``logits [K]`` (float64: integer accumulators × output scale),
+    """Output of :func:`run`: ``logits [K]`` (float64: integer accumulators × output scale;
+    a features graph gives ``[T, C, H, W]`` features),
     ``accumulators`` (the integers), counted operations, spikes per LIF op (if recorded) and the
     peak |membrane| per LIF op."""
 
@@ -218,8 +219,12 @@ def run(net: IntegerGraph, clip: np.ndarray, record_spikes: bool = False) -> Run
             y = xs[0].sum(axis=0)
         env[op["output"]] = y
     out = g["output"]
-    acc = env[out["tensor"]].reshape(-1)
-    logits = acc.astype(np.float64) * np.asarray(out["scale"], dtype=np.float64) / clip.shape[0]
+    acc, scale = env[out["tensor"]], np.asarray(out["scale"], dtype=np.float64)
+    if out.get("kind", "logits") == "features":      # [T, C, H, W] stage-4 features
+        logits = acc.astype(np.float64) * scale.reshape(1, -1, 1, 1)
+    else:                                            # the mean over T of the per-step logits
+        acc = acc.reshape(-1)
+        logits = acc.astype(np.float64) * scale / clip.shape[0]
     return RunResult(logits, acc, report, spikes, peaks)
 
 

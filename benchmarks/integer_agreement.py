@@ -1,0 +1,196 @@
+"""Integer-only network vs the float folded model on the demo checkpoints (docs/integer.md).
+
+    python benchmarks/integer_agreement.py                 # trains missing demos into runs/integer-bench
+    python benchmarks/integer_agreement.py --clips 32 --no-events
+
+Prints (1) bits x checkpoint: identical spikes %, identical predictions %, metric (float and
+integer); (2) counted vs estimated operations per stage on one clip; (3) runner time relative to
+the float model. Checkpoints: classification (``svf demo``), segmentation with Integer-LIF D = 4
+(``svf demo --task segmentation``; its backbone only: the decoder is not in the integer engine)
+and events (``svf demo --modality event``). Missing ones are trained with a short budget.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRAIN = {  # short budgets (1 thread, a few minutes each)
+    "classification": ("demo", ["optim.epochs=8", "data.train_samples=1500"]),
+    "segmentation": ("seg_demo", ["optim.epochs=3", "data.train_samples=512"]),
+    "events": ("demo", ["data.modality=event", "optim.epochs=4", "data.train_samples=800"]),
+}
+
+
+def _train(kind: str, out: Path) -> None:
+    from spikevideoformer.engine.named_configs import load_named_config
+    from spikevideoformer.tasks.fit import fit_task
+
+    name, overrides = TRAIN[kind]
+    cfg = load_named_config(name, overrides, out_dir=out)
+    print(f"training the {kind} demo into {out} ({' '.join(overrides)})", flush=True)
+    fit_task(cfg, None, False)  # the task named by the config (run.task)
+
+
+def _checkpoint(kind: str, runs: Path, train: bool):
+    """``(model, cfg)`` of the demo checkpoint ``runs/<kind>/best`` (trained if missing)."""
+    from spikevideoformer.tasks.common import load_trained
+
+    d = runs / kind
+    if not (d / "best").is_dir():
+        if not train:
+            return None
+        _train(kind, d)
+    if kind == "segmentation":
+        from spikevideoformer.tasks.segmentation.runner import build_segmentation_model
+        model, cfg, _ = load_trained(d / "best", build_segmentation_model)
+    else:
+        from spikevideoformer.tasks.classification.runner import build_classifier
+        model, cfg, _ = load_trained(d / "best", build_classifier)
+    return model.eval(), cfg
+
+
+def _clips(kind: str, cfg, n: int) -> list[tuple[np.ndarray, int | None]]:
+    """``n`` held-out clips as uint8 ``[T, H, W, C]`` with their labels (None: segmentation)."""
+    out = []
+    if kind == "segmentation":
+        from spikevideoformer.tasks.segmentation.synthetic import SyntheticSegVideos
+        ds = SyntheticSegVideos("test", n, cfg.data.num_frames, cfg.data.size, cfg.model.num_classes,
+                                cfg.run.seed)
+        return [(np.rint(ds[i][0].numpy() * 255).astype(np.uint8).transpose(0, 2, 3, 1), None)
+                for i in range(n)]
+    from spikevideoformer.data.moving_digits import MovingDigits
+    from spikevideoformer.tasks.classification.data import to_modality
+    event = cfg.data.modality == "event"
+    ds = MovingDigits("test", num_samples=n, num_frames=cfg.data.num_frames + event,
+                      size=cfg.data.size, num_classes=cfg.model.num_classes, seed=cfg.run.seed + 1)
+    for i in range(n):
+        clip, label = ds[i]
+        if event:
+            x = to_modality(clip, "event").numpy()          # integer ON/OFF counts
+            assert x.max() <= 255 and (x == np.round(x)).all()
+        else:
+            x = np.rint(clip.numpy() * 255)
+        out.append((x.astype(np.uint8).transpose(0, 2, 3, 1), label))
+    return out
+
+
+def agreement_rows(kind, model, cfg, clips, bits_list):
+    from spikevideoformer.deploy import fold
+    from spikevideoformer.deploy.integer import IntegerNetwork, compare
+
+    backbone = model.backbone if kind == "segmentation" else model
+    folded = fold(backbone)
+    scale = 1.0 if cfg.data.modality == "event" else 1 / 255
+    size = (cfg.data.size, cfg.data.size)
+    rows = []
+    for bits in bits_list:
+        net = IntegerNetwork.from_model(folded, bits, input_size=size, input_scale=scale)
+        same = total = pred_same = acc_f = acc_i = 0
+        for clip, label in clips:
+            a = compare(folded, net, clip)
+            for s, t in a.layers.values():
+                same, total = same + s, total + t
+            if label is not None:
+                pf, pi = int(np.argmax(a.float_logits)), int(np.argmax(a.int_logits))
+                pred_same += pf == pi
+                acc_f += pf == label
+                acc_i += pi == label
+        n = len(clips)
+        rows.append(dict(checkpoint=kind, bits=bits, spikes=100 * same / total,
+                         preds=100 * pred_same / n if label is not None else None,
+                         acc_float=100 * acc_f / n if label is not None else None,
+                         acc_int=100 * acc_i / n if label is not None else None, clips=n))
+    return rows
+
+
+def ops_per_stage(model, cfg, clip, bits=8):
+    from spikevideoformer.analysis import profile
+    from spikevideoformer.deploy import fold
+    from spikevideoformer.deploy.integer import IntegerNetwork
+
+    folded = fold(model)
+    net = IntegerNetwork.from_model(folded, bits, input_size=(cfg.data.size,) * 2, input_scale=1 / 255)
+    counted = net.run(clip).counts.by_stage()
+    rep = profile(folded, net.float_input(clip))
+    real = {s: sum(r.macs for r in rep.layers if r.stage == s and r.input == "real") for s in counted}
+    est = rep.by_stage()
+    return [(s, est[s].sops, counted[s]["additions"], real[s], counted[s]["macs"])
+            for s in est if s in counted]
+
+
+def speed(model, cfg, clip, repeats=9):
+    from spikevideoformer.deploy import fold
+    from spikevideoformer.deploy.integer import IntegerNetwork
+
+    folded = fold(model)
+    net = IntegerNetwork.from_model(folded, 8, input_size=(cfg.data.size,) * 2, input_scale=1 / 255)
+    video = net.float_input(clip)
+    t_f, t_i = [], []
+    with torch.no_grad():
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            folded(video)
+            t1 = time.perf_counter()
+            net.run(clip)
+            t2 = time.perf_counter()
+            if i >= 2:
+                t_f.append(t1 - t0)
+                t_i.append(t2 - t1)
+    return statistics.median(t_f), statistics.median(t_i)
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", default="runs/integer-bench", help="demo checkpoints (trained if missing)")
+    ap.add_argument("--clips", type=int, default=64, help="held-out clips per checkpoint")
+    ap.add_argument("--bits", default="8,16")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-events", action="store_true", help="skip the event-camera demo")
+    ap.add_argument("--no-train", action="store_true", help="use only checkpoints that exist")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from spikevideoformer.machine import cpu_model
+
+    runs, bits = Path(args.runs), [int(b) for b in args.bits.split(",")]
+    kinds = ["classification", "segmentation"] + ([] if args.no_events else ["events"])
+    rows, loaded = [], {}
+    for kind in kinds:
+        got = _checkpoint(kind, runs, not args.no_train)
+        if got is None:
+            print(f"{kind}: no checkpoint in {runs / kind}, skipped")
+            continue
+        loaded[kind] = got
+        clips = _clips(kind, got[1], args.clips)
+        rows += agreement_rows(kind, *got, clips, bits)
+    print(f"\nCPU: {cpu_model()}, {args.threads} thread(s); {args.clips} held-out clips per checkpoint")
+    print(f"\n{'checkpoint':<15} {'bits':>4} {'identical spikes %':>19} {'identical preds %':>18} "
+          f"{'acc float %':>12} {'acc int %':>10}")
+    for r in rows:
+        print(f"{r['checkpoint']:<15} {r['bits']:>4} {r['spikes']:>19.3f} {_pct(r['preds']):>18} "
+              f"{_pct(r['acc_float']):>12} {_pct(r['acc_int']):>10}")
+    if "classification" in loaded:
+        model, cfg = loaded["classification"]
+        clip = _clips("classification", cfg, 1)[0][0]
+        print(f"\ncounted (integer, 8-bit) vs estimated (analysis.profile, float) operations on one "
+              f"classification clip, per stage")
+        print(f"{'stage':<8} {'est. SOPs':>12} {'counted adds':>13} {'ratio':>7} {'est. MACs':>11} "
+              f"{'counted MACs':>13}")
+        for s, sops, adds, macs, cmacs in ops_per_stage(model, cfg, clip):
+            ratio = f"{adds / sops:.4f}" if sops else "-"
+            print(f"{s:<8} {sops:>12.0f} {adds:>13d} {ratio:>7} {macs:>11.0f} {cmacs:>13d}")
+        tf, ti = speed(model, cfg, clip)
+        print(f"\nspeed, one clip {list(clip.shape)}: float folded model {1e3 * tf:.2f} ms, "
+              f"NumPy integer runner {1e3 * ti:.2f} ms: runner / float = {ti / tf:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
