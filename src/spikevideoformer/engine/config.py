@@ -66,6 +66,7 @@ class ModelConfig:
     attention_scale: Optional[Union[float, str]] = None
     init: Optional[str] = None
     grad_checkpointing: bool = False
+    zero_init_residual: bool = True
 
 
 @dataclass
@@ -117,6 +118,8 @@ class RunConfig:
     save_every: int = 1
     sync_bn: bool = False
     resume: Optional[str] = None
+    early_stop_patience: Optional[int] = None
+    early_stop_min_delta: float = 0.0
 
 
 @dataclass
@@ -254,6 +257,10 @@ def _validate(cfg: TrainConfig) -> None:
     _check(0.0 <= o.label_smoothing < 1.0, "optim.label_smoothing", "must be in [0, 1)",
            o.label_smoothing)
     _choice("optim.amp_dtype", o.amp_dtype, AMP_DTYPES)
+    _check(r.early_stop_patience is None or r.early_stop_patience >= 1, "run.early_stop_patience",
+           "must be null or >= 1", r.early_stop_patience)
+    _check(math.isfinite(r.early_stop_min_delta) and r.early_stop_min_delta >= 0, "run.early_stop_min_delta",
+           "must be a finite number >= 0", r.early_stop_min_delta)
     _check(bool(r.task), "run.task", "must be non-empty (a registered task)", r.task)
     _check(bool(r.out_dir), "run.out_dir", "must be non-empty", r.out_dir)
     _check(0 <= r.seed < 2 ** 32 - 1024, "run.seed", "must be in [0, 2**32 - 1024)", r.seed)

@@ -5,12 +5,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler,
+                              SequentialSampler)
 from torch.utils.data.distributed import DistributedSampler
 
 from .distributed import DistInfo, get_dist_info
+from .seeding import capture_rng_state, restore_rng_state
 
-__all__ = ["build_sampler", "build_dataloader", "set_loader_epoch"]
+__all__ = ["build_sampler", "build_dataloader", "set_loader_epoch", "skip_batches"]
 
 
 def build_sampler(dataset: Dataset, info: Optional[DistInfo] = None, shuffle: bool = True,
@@ -83,3 +85,26 @@ def set_loader_epoch(loader: Any, epoch: int, seed: int, rank: int = 0) -> bool:
         known = hasattr(bs, "set_epoch")
     loader.generator = torch.Generator().manual_seed(_seed(seed, epoch, rank, 0x3C7))
     return known
+
+
+def skip_batches(loader: Any, skip: int):
+    """An iterator over ``loader`` that starts at batch ``skip`` (exact mid-epoch resume).
+
+    With ``num_workers = 0`` and a map-style dataset the first ``skip`` batches are skipped at
+    the index level (nothing is loaded); otherwise they are replayed through the workers, so
+    per-worker augmentation RNGs line up. Skipping never consumes the training RNG streams.
+    """
+    it = iter(loader)
+    if skip:
+        rng = capture_rng_state()
+        sampler_iter = getattr(it, "_sampler_iter", None)
+        map_style = not isinstance(getattr(loader, "dataset", None), IterableDataset)
+        if getattr(loader, "num_workers", 1) == 0 and map_style and sampler_iter is not None:
+            for _ in range(skip):
+                next(sampler_iter)  # index-level skip
+            it._num_yielded += skip
+        else:
+            for _ in range(skip):
+                next(it)  # replay through the workers
+        restore_rng_state(rng)
+    return it

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 import torch
-from torch.utils.data import IterableDataset
 from tqdm.auto import tqdm
 
 from ..layers.spike_storage import compact_spike_storage
@@ -39,8 +38,9 @@ from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, r
 from .config import TrainConfig, load_config, save_config, to_dict
 from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                           unwrap_model, wrap_model)
-from .loaders import set_loader_epoch
+from .loaders import set_loader_epoch, skip_batches
 from .seeding import capture_rng_state, restore_rng_state, seed_everything
+from .stopping import PlateauStopper
 from .logger import MetricLogger, plot_curves
 from .schedule import WarmupCosineSchedule, build_optimizer, steps_from_epochs
 from .task import Task
@@ -100,6 +100,8 @@ class Trainer:
         self.best_metric: Optional[float] = None
         self.best_epoch: Optional[int] = None
         self.history: List[Dict[str, Any]] = []
+        self.stopper = PlateauStopper(run.early_stop_patience, run.early_stop_min_delta,
+                                      getattr(task, "higher_is_better", True))
         self._acc = new_epoch_acc()
         self._resumed = self._warned_order = self._warned_size = False
 
@@ -120,7 +122,8 @@ class Trainer:
     def _trainer_state(self) -> Dict[str, Any]:
         return {"epoch": self.epoch, "epoch_step": self.epoch_step, "global_step": self.global_step,
                 "steps_per_epoch": self.steps_per_epoch, "world_size": self.dist.world_size,
-                "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+                "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+                "plateau": self.stopper.state_dict()}
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, name: str = "last") -> Optional[Path]:
@@ -164,6 +167,7 @@ class Trainer:
                 f"{st['world_size']} process(es), this run {self.steps_per_epoch} on {self.dist.world_size}")
         self.epoch, self.epoch_step, self.global_step = st["epoch"], st["epoch_step"], st["global_step"]
         self.best_metric, self.best_epoch = st["best_metric"], st["best_epoch"]
+        self.stopper.load_state_dict(st.get("plateau"))
         accs = extra.get("epoch_acc") or [{}]
         self._acc = {**new_epoch_acc(), **(accs[self.dist.rank] if self.dist.rank < len(accs) else {})}
         if self.scaler is not None and "scaler" in extra:
@@ -190,13 +194,13 @@ class Trainer:
             self.resume(self.cfg.run.resume)
         if self.is_main:
             save_config(self.cfg, self.out_dir / "config.yaml")
-        while self.epoch < self.cfg.optim.epochs:
+        while self.epoch < self.cfg.optim.epochs and not self.stopper.stopped:
             if stop_at_step is not None and self.global_step >= stop_at_step:
                 break
             if self._train_epoch(stop_at_step):  # stopped inside the epoch
                 break
             self._end_epoch()
-        if stop_at_step is not None and self.epoch < self.cfg.optim.epochs:
+        if stop_at_step is not None and self.epoch < self.cfg.optim.epochs and not self.stopper.stopped:
             self.save("last")
             return {"stopped": True, "epoch": self.epoch, "step": self.global_step}
         if self.is_main and self.logger.jsonl_path.is_file():
@@ -206,7 +210,8 @@ class Trainer:
                 warnings.warn(f"could not plot learning curves: {exc!r}")
         barrier()
         final = dict(self.history[-1]) if self.history else {}
-        final.update(best_metric=self.best_metric, best_epoch=self.best_epoch, main_metric=self.task.main_metric)
+        final.update(best_metric=self.best_metric, best_epoch=self.best_epoch, main_metric=self.task.main_metric,
+                     stopped_early=self.stopper.stopped and self.epoch < self.cfg.optim.epochs)
         return final
 
     def _epoch_iterator(self) -> Iterator:
@@ -215,20 +220,7 @@ class Trainer:
             self._warned_order = True
             warnings.warn("train_loader's sampler has no set_epoch(); shuffling may not be a function "
                           "of (seed, epoch) and resume may not be exact")
-        it = iter(self.train_loader)
-        if self.epoch_step:
-            rng = capture_rng_state()  # skipping must not consume the training RNG streams
-            sampler_iter = getattr(it, "_sampler_iter", None)
-            map_style = not isinstance(getattr(self.train_loader, "dataset", None), IterableDataset)
-            if getattr(self.train_loader, "num_workers", 1) == 0 and map_style and sampler_iter is not None:
-                for _ in range(self.epoch_step):
-                    next(sampler_iter)  # index-level skip: nothing is loaded
-                it._num_yielded += self.epoch_step
-            else:
-                for _ in range(self.epoch_step):
-                    next(it)  # replay through the workers
-            restore_rng_state(rng)
-        return it
+        return skip_batches(self.train_loader, self.epoch_step)
 
     def _train_epoch(self, stop_at_step: Optional[int]) -> bool:
         """Run the (rest of the) current epoch; True if it stopped early at ``stop_at_step``."""
@@ -360,12 +352,17 @@ class Trainer:
             self.best_metric, self.best_epoch = float(value), self.epoch
         if self.best_metric is not None:
             record["best_metric"] = self.best_metric
+        if self.stopper.update(value) and not last:
+            record["early_stop"] = True  # plateau: run.early_stop_patience validations, no gain
         self.logger.log(record)
         self.history.append(record)
         self._print(f"epoch {self.epoch}/{epochs} " + " ".join(
             f"{k} {v:.4g}" for k, v in record.items()
             if isinstance(v, float) and k not in ("epoch_time_s", "clips_per_s")))
-        if self.epoch % self.cfg.run.save_every == 0 or last:
+        if record.get("early_stop"):
+            self._print(f"stopping early: {key} did not improve by more than "
+                        f"{self.stopper.min_delta:g} in {self.stopper.stale} validations")
+        if self.epoch % self.cfg.run.save_every == 0 or last or record.get("early_stop"):
             self.save("last")
         if is_best:
             self.save("best")

@@ -95,6 +95,10 @@ class SepConv(nn.Module):
     def spike_consumers(self) -> Consumers:
         return [(self.lif1, [self.pwconv1]), (self.lif2, [self.dwconv])]
 
+    def residual_norms(self) -> list[nn.Module]:
+        """The norm that ends this residual branch (docs/design.md §7.2: zero-init)."""
+        return [self.bn2]
+
 
 class ConvBlock(nn.Module):
     """CNN block: ``x + SepConv(x)``, then ``x + ChannelConv(x)`` (docs/design.md §2.3)."""
@@ -123,6 +127,10 @@ class ConvBlock(nn.Module):
     def spike_consumers(self) -> Consumers:
         return [(self.lif1, [self.conv1]), (self.lif2, [self.conv2])]
 
+    def residual_norms(self) -> list[nn.Module]:
+        """The ChannelConv branch's last norm (``Conv`` declares its own)."""
+        return [self.bn2]
+
 
 class MLP(nn.Module):
     """LIF → 1×1 C→4C (+bias) → BN → LIF → 1×1 4C→C (+bias) → BN, on flattened tokens."""
@@ -150,6 +158,9 @@ class MLP(nn.Module):
 
     def spike_consumers(self) -> Consumers:
         return [(self.fc1_lif, [self.fc1_conv]), (self.fc2_lif, [self.fc2_conv])]
+
+    def residual_norms(self) -> list[nn.Module]:
+        return [self.fc2_bn]
 
 
 def _repconv_bn(dim: int) -> nn.Sequential:
@@ -288,6 +299,10 @@ class SpikeAttention(AttentionBranch):
         """q/k/v and ``proj_conv`` into their inference forms (``temporal`` fuses itself)."""
         super().fuse(repconv)
         self.proj_conv = fuse_repconv_bn(self.proj_conv, repconv)
+
+    def residual_norms(self) -> list[nn.Module]:
+        proj = self.proj_conv  # folded: one conv, no norm left
+        return [proj[-1] if isinstance(proj, nn.Sequential) else proj]
 
     def spike_consumers(self) -> Consumers:
         t = self.temporal

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..atomic import write_json
 from ..data.moving_digits import DigitFrames
@@ -149,20 +149,22 @@ def _reusable(spec: dict[str, Any]) -> AblationRun | None:
 
 
 def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0, 1, 2),
-                  variants: Sequence[str] | None = None, overrides: Sequence[str] = (),
+                  variants: Sequence[str] | Mapping[str, Sequence[str]] | None = None, overrides: Sequence[str] = (),
                   progress: bool = False, jobs: int = 1, threads_per_job: int | None = None,
                   reuse: bool = True, log: Callable[[str], None] = print) -> list[AblationRun]:
     """Train every (variant, seed) pair; returns one :class:`AblationRun` per training, in
     (variant, seed) order.
 
-    ``jobs`` > 1 trains that many runs at once in worker processes, each with
+    ``variants``: names from :data:`VARIANTS` (default: all), or a mapping of your own
+    ``{name: [overrides]}``. ``jobs`` > 1 trains that many runs at once in worker processes, each with
     ``threads_per_job`` torch threads (default 1). With ``reuse``, a run whose directory holds
     a finished ``ablation_run.json`` for the same resolved config is read back, not retrained.
     """
+    table = dict(variants) if isinstance(variants, Mapping) else VARIANTS  # name → overrides
     names = list(variants or VARIANTS)
-    unknown = [v for v in names if v not in VARIANTS]
+    unknown = [v for v in names if v not in table]
     if unknown:
-        raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {list(VARIANTS)}")
+        raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {list(table)}")
     if not seeds:
         raise ValueError("run_ablations needs at least one seed")
     if jobs < 1:
@@ -173,7 +175,7 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
     for name in names:
         for seed in seeds:
             out = Path(out_dir) / _slug(name) / f"seed{seed}"
-            ovr = VARIANTS[name] + [f"run.seed={seed}", f"run.out_dir={out}"]
+            ovr = list(table[name]) + [f"run.seed={seed}", f"run.out_dir={out}"]
             specs.append({"variant": name, "seed": seed, "out": str(out), "base": base_cfg,
                           "overrides": ovr, "progress": progress and jobs == 1,
                           "config": to_dict(load_config(base_cfg, ovr)),

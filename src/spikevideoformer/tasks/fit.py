@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from ..engine import Trainer, build_dataloader, distributed_run, seed_everything
 from ..engine.config import TrainConfig
+from ..models import zero_init_residual
 from .datasets import TaskData
 from .registry import TaskSpec, get_task
 
@@ -48,6 +49,8 @@ def _fit(cfg: TrainConfig, spec: TaskSpec, info, progress: bool, data: Optional[
     if data is None:
         data = spec.build_data(cfg, **options)
     model = spec.build_model(cfg, data, **options)
+    if cfg.model.zero_init_residual:  # training-time init only (docs/design.md §7.2)
+        zero_init_residual(model)
     start_cfg = spec.prepare(model, cfg, data)
     task = spec.make_task(cfg, data)
     train_loader, val_loader = build_loaders(cfg, data, info)
