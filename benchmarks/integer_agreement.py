@@ -108,19 +108,35 @@ def agreement_rows(kind, model, cfg, clips, bits_list):
     return rows
 
 
-def ops_per_stage(model, cfg, clip, bits=8):
+def ops_per_stage(model, cfg, clip, bits=16):
+    """Per stage ``(est SOPs, counted adds, est real MACs, counted MACs)`` and per layer type
+    ``(est, counted)`` on one clip (16-bit weights: nearly the float model's spikes)."""
     from spikevideoformer.analysis import profile
     from spikevideoformer.deploy import fold
     from spikevideoformer.deploy.integer import IntegerNetwork
 
     folded = fold(model)
     net = IntegerNetwork.from_model(folded, bits, input_size=(cfg.data.size,) * 2, input_scale=1 / 255)
-    counted = net.run(clip).counts.by_stage()
+    res = net.run(clip)
+    counted = res.counts.by_stage()
     rep = profile(folded, net.float_input(clip))
     real = {s: sum(r.macs for r in rep.layers if r.stage == s and r.input == "real") for s in counted}
     est = rep.by_stage()
-    return [(s, est[s].sops, counted[s]["additions"], real[s], counted[s]["macs"])
-            for s in est if s in counted]
+    stages = [(s, est[s].sops, counted[s]["additions"], real[s], counted[s]["macs"])
+              for s in est if s in counted]
+    geom = {op["name"]: (net.tensors[op["params"]["weight"]].shape[-1], op["attrs"]["stride"])
+            for op in net.graph["ops"] if op["op"] == "conv"}
+    estimated = {r.name: r for r in rep.layers}
+    kinds: dict[str, list[float]] = {}
+    for r in res.counts.rows:
+        k, st = geom.get(r.name, (1, 1))
+        key = ("real-fed (MACs)" if r.input == "real" else "1x1 conv / linear / attention" if k == 1
+               else f"{k}x{k} conv, stride {st}")
+        e = estimated[r.name]
+        acc = kinds.setdefault(key, [0.0, 0.0])
+        acc[0] += e.macs if r.input == "real" else e.sops
+        acc[1] += r.ops
+    return stages, kinds
 
 
 def speed(model, cfg, clip, repeats=9):
@@ -180,13 +196,17 @@ def main() -> None:
     if "classification" in loaded:
         model, cfg = loaded["classification"]
         clip = _clips("classification", cfg, 1)[0][0]
-        print(f"\ncounted (integer, 8-bit) vs estimated (analysis.profile, float) operations on one "
-              f"classification clip, per stage")
+        stages, kinds = ops_per_stage(model, cfg, clip)
+        print(f"\ncounted (integer network, 16-bit) vs estimated (analysis.profile, float) operations "
+              f"on one classification clip {list(clip.shape)}, per stage")
         print(f"{'stage':<8} {'est. SOPs':>12} {'counted adds':>13} {'ratio':>7} {'est. MACs':>11} "
               f"{'counted MACs':>13}")
-        for s, sops, adds, macs, cmacs in ops_per_stage(model, cfg, clip):
+        for s, sops, adds, macs, cmacs in stages:
             ratio = f"{adds / sops:.4f}" if sops else "-"
             print(f"{s:<8} {sops:>12.0f} {adds:>13d} {ratio:>7} {macs:>11.0f} {cmacs:>13d}")
+        print(f"\nthe same, per layer type\n{'layers':<32} {'estimated':>12} {'counted':>12} {'ratio':>7}")
+        for k, (e, c) in sorted(kinds.items()):
+            print(f"{k:<32} {e:>12.0f} {c:>12.0f} {(c / e if e else float('nan')):>7.4f}")
         tf, ti = speed(model, cfg, clip)
         print(f"\nspeed, one clip {list(clip.shape)}: float folded model {1e3 * tf:.2f} ms, "
               f"NumPy integer runner {1e3 * ti:.2f} ms: runner / float = {ti / tf:.2f}x")

@@ -4,11 +4,11 @@
 network (``deploy.fold``; each RepConv as its dense 3×3 conv) in forward order and emits the ops
 of ``graph_format.py``. Scales (real value of one integer unit) are per output channel:
 
-* a conv feeding a neuron gets its own per-channel scale ``σ[o] = max|w_eff[o]| / q_max``
-  (``q_max = 2^(bits-1) - 1``; with ``pow2_scales`` rounded up to a power of two);
-* the residual stream of a stage is one integer tensor, so every layer that writes into it (the
-  stage's first conv and each block's last conv) shares the stream's per-channel scale, the
-  largest any of them needs; biases become integers in that scale;
+* every conv gets its own per-channel power-of-two scale ``σ[o] = 2^ceil(log2(max|w_eff[o]| /
+  q_max))`` (``q_max = 2^(bits-1) - 1``), so changing scale is a shift;
+* the residual stream of a stage is one integer tensor whose per-channel scale is the coarsest
+  of the layers writing into it (the stage's first conv, each block's last conv); a finer writer
+  shifts its accumulator right (rounding) into it; biases are integers in the stream's scale;
 * a neuron reads its input in membrane units ``μ = σ / 2^F`` (``F = membrane_frac_bits``):
   thresholds ``Θ = ceil(v_th / μ)``, Integer-LIF spike unit ``U = round(1/μ)`` — the weight
   scales end up in the integer thresholds;
