@@ -6,8 +6,9 @@
 Prints (1) bits x checkpoint: identical spikes %, identical predictions %, metric (float and
 integer); (2) counted vs estimated operations per stage on one clip; (3) runner time relative to
 the float model. Checkpoints: classification (``svf demo``), segmentation with Integer-LIF D = 4
-(``svf demo --task segmentation``; its backbone only: the decoder is not in the integer engine)
-and events (``svf demo --modality event``). Missing ones are trained with a short budget.
+(``svf demo --task segmentation``: backbone and spike-driven decoder; identical predictions are
+pixels, the metric is mIoU) and events (``svf demo --modality event``). Missing ones are trained
+with a short budget.
 """
 from __future__ import annotations
 
@@ -54,15 +55,16 @@ def _checkpoint(kind: str, runs: Path, train: bool):
     return model.eval(), cfg
 
 
-def _clips(kind: str, cfg, n: int) -> list[tuple[np.ndarray, int | None]]:
-    """``n`` held-out clips as uint8 ``[T, H, W, C]`` with their labels (None: segmentation)."""
+def _clips(kind: str, cfg, n: int) -> list[tuple[np.ndarray, object]]:
+    """``n`` held-out clips as uint8 ``[T, H, W, C]`` with their labels (segmentation: the
+    masks ``[T, H, W]``; the split ``svf demo --task segmentation`` scores)."""
     out = []
     if kind == "segmentation":
         from spikevideoformer.tasks.segmentation.synthetic import SyntheticSegVideos
         ds = SyntheticSegVideos("test", n, cfg.data.num_frames, cfg.data.size, cfg.model.num_classes,
                                 cfg.run.seed)
-        return [(np.rint(ds[i][0].numpy() * 255).astype(np.uint8).transpose(0, 2, 3, 1), None)
-                for i in range(n)]
+        return [(np.rint(clip.numpy() * 255).astype(np.uint8).transpose(0, 2, 3, 1), masks.numpy())
+                for clip, masks in (ds[i] for i in range(n))]
     from spikevideoformer.data.moving_digits import MovingDigits
     from spikevideoformer.tasks.classification.data import to_modality
     event = cfg.data.modality == "event"
@@ -80,31 +82,42 @@ def _clips(kind: str, cfg, n: int) -> list[tuple[np.ndarray, int | None]]:
 
 
 def agreement_rows(kind, model, cfg, clips, bits_list):
+    """Per weight width: identical spikes %, identical predictions % (clips; segmentation:
+    pixels of the read-out) and the metric (accuracy; segmentation: mIoU), float and integer."""
     from spikevideoformer.deploy import fold
     from spikevideoformer.deploy.integer import IntegerNetwork, compare
 
-    backbone = model.backbone if kind == "segmentation" else model
-    folded = fold(backbone)
+    folded = fold(model)
     scale = 1.0 if cfg.data.modality == "event" else 1 / 255
     size = (cfg.data.size, cfg.data.size)
     rows = []
     for bits in bits_list:
         net = IntegerNetwork.from_model(folded, bits, input_size=size, input_scale=scale)
-        same = total = pred_same = acc_f = acc_i = 0
+        same = total = pred_same = pred_total = 0
+        if kind == "segmentation":
+            from spikevideoformer.tasks.segmentation.metrics import ConfusionMatrix
+            cm_f, cm_i = ConfusionMatrix(cfg.model.num_classes), ConfusionMatrix(cfg.model.num_classes)
+        else:
+            acc_f = acc_i = 0
         for clip, label in clips:
             a = compare(folded, net, clip)
             for s, t in a.layers.values():
                 same, total = same + s, total + t
-            if label is not None:
-                pf, pi = int(np.argmax(a.float_logits)), int(np.argmax(a.int_logits))
-                pred_same += pf == pi
-                acc_f += pf == label
-                acc_i += pi == label
-        n = len(clips)
+            pred_same += int(np.sum(a.float_pred == a.int_pred))
+            pred_total += int(np.size(a.int_pred))
+            if kind == "segmentation":
+                cm_f.update(a.float_pred, label)
+                cm_i.update(a.int_pred, label)
+            else:
+                acc_f += int(a.float_pred) == label
+                acc_i += int(a.int_pred) == label
+        if kind == "segmentation":
+            m_f, m_i = 100 * cm_f.compute()["miou"], 100 * cm_i.compute()["miou"]
+        else:
+            m_f, m_i = 100 * acc_f / len(clips), 100 * acc_i / len(clips)
         rows.append(dict(checkpoint=kind, bits=bits, spikes=100 * same / total,
-                         preds=100 * pred_same / n if label is not None else None,
-                         acc_float=100 * acc_f / n if label is not None else None,
-                         acc_int=100 * acc_i / n if label is not None else None, clips=n))
+                         preds=100 * pred_same / pred_total, metric="mIoU" if kind == "segmentation"
+                         else "acc", float=m_f, int=m_i, clips=len(clips)))
     return rows
 
 
@@ -160,10 +173,6 @@ def speed(model, cfg, clip, repeats=9):
     return statistics.median(t_f), statistics.median(t_i)
 
 
-def _pct(v):
-    return "n/a" if v is None else f"{v:.2f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", default="runs/integer-bench", help="demo checkpoints (trained if missing)")
@@ -171,6 +180,7 @@ def main() -> None:
     ap.add_argument("--bits", default="8,16")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-events", action="store_true", help="skip the event-camera demo")
+    ap.add_argument("--only", choices=tuple(TRAIN), help="one checkpoint only")
     ap.add_argument("--no-train", action="store_true", help="use only checkpoints that exist")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -178,6 +188,7 @@ def main() -> None:
 
     runs, bits = Path(args.runs), [int(b) for b in args.bits.split(",")]
     kinds = ["classification", "segmentation"] + ([] if args.no_events else ["events"])
+    kinds = [args.only] if args.only else kinds
     rows, loaded = [], {}
     for kind in kinds:
         got = _checkpoint(kind, runs, not args.no_train)
@@ -188,11 +199,13 @@ def main() -> None:
         clips = _clips(kind, got[1], args.clips)
         rows += agreement_rows(kind, *got, clips, bits)
     print(f"\nCPU: {cpu_model()}, {args.threads} thread(s); {args.clips} held-out clips per checkpoint")
+    print("identical predictions: clips (segmentation: pixels of the read-out); metric: accuracy "
+          "(segmentation: mIoU), %")
     print(f"\n{'checkpoint':<15} {'bits':>4} {'identical spikes %':>19} {'identical preds %':>18} "
-          f"{'acc float %':>12} {'acc int %':>10}")
+          f"{'metric':>6} {'float':>7} {'integer':>8} {'delta':>6}")
     for r in rows:
-        print(f"{r['checkpoint']:<15} {r['bits']:>4} {r['spikes']:>19.3f} {_pct(r['preds']):>18} "
-              f"{_pct(r['acc_float']):>12} {_pct(r['acc_int']):>10}")
+        print(f"{r['checkpoint']:<15} {r['bits']:>4} {r['spikes']:>19.3f} {r['preds']:>18.3f} "
+              f"{r['metric']:>6} {r['float']:>7.2f} {r['int']:>8.2f} {r['int'] - r['float']:>+6.2f}")
     if "classification" in loaded:
         model, cfg = loaded["classification"]
         clip = _clips("classification", cfg, 1)[0][0]

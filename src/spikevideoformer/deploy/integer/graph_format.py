@@ -23,7 +23,7 @@ __all__ = ["FORMAT", "VERSION", "GRAPH_FILE", "TENSORS_FILE", "OP_KINDS", "save_
 
 FORMAT, VERSION = "svf-integer", 1
 GRAPH_FILE, TENSORS_FILE = "graph.json", "tensors.npz"
-OP_KINDS = ("input", "conv", "lif", "add", "attention", "pool", "time_sum")
+OP_KINDS = ("input", "conv", "lif", "add", "attention", "upsample", "pool", "time_sum")
 
 
 def validate_graph(graph: dict, tensors: dict) -> None:

@@ -17,7 +17,11 @@ of ``graph_format.py``. Scales (real value of one integer unit) are per output c
   become its threshold, sign and bias (docs/design.md §6.3);
 * the stem multiplies fixed-point pixels ``X = 2^8·pix - round(2^8·z)`` (``z`` the pixel value
   that normalises to 0) by integer weights; the head sums over space, fires, accumulates
-  ``W s`` over time, and the logits are ``acc · σ_k / T``.
+  ``W s`` over time, and the logits are ``acc · σ_k / T``;
+* a segmentation model (a backbone under a decoder that declares ``deploy_layout()``) gets
+  its decoder from ``decoder.py``: per-frame logits at stride 4.
+
+The graph builder itself (scales, convs, neurons) is ``builder.py``.
 """
 from __future__ import annotations
 
@@ -28,146 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...layers.blocks import ConvBlock, DownSampling, SpikeAttention, TransformerBlock, state_dict_name
-from ...layers.inference_neuron import InferenceLIF
+from ...layers.blocks import ConvBlock, DownSampling, SpikeAttention, TransformerBlock
 from ...models.backbone import SpikeVideoFormer
 from ..fold import dense_repconvs, fold, is_folded
-from .fixed_point import decay_constant
+from .builder import _Builder
+from .decoder import build_decoder, decoder_layout
 from .graph_format import FORMAT, VERSION, load_graph, save_graph
 
 __all__ = ["IntegerNetwork", "PIXEL_FRAC_BITS"]
 
 PIXEL_FRAC_BITS = 8
-
-
-def _np(t: torch.Tensor | float, n: int | None = None) -> np.ndarray:
-    a = t.detach().double().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, float)
-    a = a.reshape(-1)
-    return np.broadcast_to(a, (n,)).copy() if n is not None and a.size in (1, n) else a
-
-
-class _Builder:
-    def __init__(self, model: SpikeVideoFormer, bits: int, frac: int) -> None:
-        if not 2 <= bits <= 24:
-            raise ValueError(f"weight_bits must be in 2..24, got {bits}")
-        if not 0 <= frac <= 24:
-            raise ValueError(f"membrane_frac_bits must be in 0..24, got {frac}")
-        self.model, self.bits, self.frac = model, bits, frac
-        self.qmax = 2 ** (bits - 1) - 1
-        self.wdtype = np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
-        self.path = {id(m): n for n, m in model.named_modules()}
-        self.ops: list[dict] = []
-        self.tensors: dict[str, np.ndarray] = {}
-        self.scales: dict[str, list] = {}
-
-    # ------------------------------------------------------------------ helpers
-    def name(self, mod: nn.Module) -> str:
-        return state_dict_name(self.model, self.path[id(mod)])
-
-    def emit(self, op: str, name: str, inputs: list[str], attrs: dict | None = None,
-             params: dict | None = None, out: str | None = None) -> str:
-        keys = {}
-        for role, arr in (params or {}).items():
-            keys[role] = f"{name}.{role}"
-            self.tensors[keys[role]] = arr
-        out = out or name
-        self.ops.append({"name": name, "op": op, "inputs": inputs, "output": out,
-                         "attrs": attrs or {}, "params": keys})
-        return out
-
-    def scale_of(self, weights: list[np.ndarray]) -> np.ndarray:
-        """Per-output-channel power-of-two scale ``2^ceil(log2(max|w|/q_max))``, the coarsest
-        that any ``w_eff [C_out, ...]`` in ``weights`` needs (all-zero rows: 1)."""
-        m = np.max([np.abs(w).reshape(w.shape[0], -1).max(1) for w in weights], axis=0)
-        m = np.where(m > 0, m, self.qmax)
-        return 2.0 ** np.ceil(np.log2(m / self.qmax))
-
-    @staticmethod
-    def weight(mod: nn.Module) -> np.ndarray:
-        """``[C_out, C_in/groups, k, k]``: a Conv1d (kernel 1) or Linear as a 1×1 conv."""
-        w = mod.weight.detach().double().cpu().numpy()
-        if isinstance(mod, nn.Linear):
-            return w[:, :, None, None]
-        if isinstance(mod, nn.Conv1d):
-            if w.shape[2] != 1:
-                raise ValueError(f"only kernel-1 Conv1d layers are supported, got {tuple(w.shape)}")
-            return w[:, :, :, None]
-        return w
-
-    def w_eff(self, mod: nn.Module, unit: np.ndarray | float) -> np.ndarray:
-        """Weights in units of the integer input (``unit``: its real value, per input channel)."""
-        w = self.weight(mod)
-        u = np.asarray(unit, dtype=np.float64).reshape(-1)
-        if u.size == 1:
-            return w * u[0]
-        shape = (-1, 1, 1, 1) if w.shape[1] == 1 and w.shape[0] == u.size else (1, -1, 1, 1)
-        return w * u.reshape(shape)
-
-    # ------------------------------------------------------------------ ops
-    def conv(self, mod: nn.Module, x: str, unit, stream: np.ndarray | None = None,
-             real: bool = False) -> tuple[str, np.ndarray]:
-        """Integer conv of input ``x`` (real value ``unit`` per integer); its own power-of-two
-        scale ``σ``; writing into a residual ``stream`` (scale ``σ_s ≥ σ``), the accumulator
-        is shifted right by ``log2(σ_s/σ)`` (rounding) before the bias. Returns (output, scale)."""
-        name = self.name(mod)
-        w = self.w_eff(mod, unit)
-        sigma = self.scale_of([w])
-        q = np.clip(np.rint(w / sigma.reshape(-1, 1, 1, 1)), -self.qmax, self.qmax).astype(self.wdtype)
-        params = {"weight": q}
-        if stream is not None:
-            shift = np.rint(np.log2(stream / sigma)).astype(np.int64)
-            if shift.min() < 0:
-                raise AssertionError(f"{name}: stream scale finer than the layer's")
-            if shift.any():
-                params["shift"] = shift
-            sigma = stream
-        if getattr(mod, "bias", None) is not None:
-            params["bias"] = np.rint(_np(mod.bias) / sigma).astype(np.int64)
-        if isinstance(mod, nn.Linear):
-            kind, k, stride, pad, groups = "linear", 1, 1, 0, 1
-        else:
-            k, stride, pad, groups = mod.kernel_size[0], mod.stride[0], mod.padding[0], mod.groups
-            kind = "dwconv" if groups > 1 and groups == mod.in_channels else "conv"
-        attrs = {"kind": kind, "stride": stride, "padding": pad, "groups": groups,
-                 "input": "real" if real else "spike", "stage": self.model.stage_of(self.path[id(mod)])}
-        self.scales[name] = sigma.tolist()
-        return self.emit("conv", name, [x], attrs, params), sigma
-
-    def lif(self, mod: InferenceLIF, x: str, sigma: np.ndarray) -> tuple[str, float]:
-        """Neuron on integer input of real unit ``sigma`` (per channel); returns its output and
-        the real value of one of its spikes (``1/D`` normalised, else 1)."""
-        if not isinstance(mod, InferenceLIF):
-            raise TypeError(f"expected a folded neuron (InferenceLIF), got {type(mod).__name__}: "
-                            f"pass a model returned by deploy.fold")
-        p = mod.params
-        if p.v_reset != 0.0:
-            raise ValueError(f"{self.path[id(mod)]}: the integer engine needs v_reset = 0, got {p.v_reset}")
-        c = sigma.size
-        mu = sigma / 2.0 ** self.frac                         # real value of one membrane unit
-        sign = _np(mod.sign, c) if mod.sign is not None else np.ones(c)
-        gain = (sign * 2 ** self.frac).astype(np.int64)
-        params = {"gain": gain}
-        if mod.bias is not None:
-            params["bias"] = np.rint(_np(mod.bias, c) / mu).astype(np.int64)
-        v_th = _np(mod.v_th, c)
-        if p.spike_max == 1:
-            params["theta"] = np.ceil(v_th / mu - 1e-9).astype(np.int64)
-            if p.soft_reset:
-                params["reset_sub"] = np.rint(v_th / mu).astype(np.int64)
-        else:
-            unit = _np(mod.unit, c) if mod.unit is not None else np.ones(c)
-            params["unit"] = np.maximum(np.rint(unit / mu), 1).astype(np.int64)
-        for k in params:  # per-channel arrays broadcast against [T][C, H, W]
-            params[k] = params[k].reshape(-1, 1, 1)
-        attrs = {"spike_max": int(p.spike_max), "tau": list(decay_constant(p.tau)),
-                 "decay_input": p.decay_input, "soft_reset": p.soft_reset,
-                 "temporal_state": p.temporal_state, "stage": self.model.stage_of(self.path[id(mod)])}
-        name = self.path[id(mod)]
-        self.scales[name] = mu.tolist()
-        return self.emit("lif", state_dict_name(self.model, name), [x], attrs, params), mod.out_scale
-
-    def add(self, a: str, b: str, name: str) -> str:
-        return self.emit("add", name, [a, b], out=name)
 
 
 # --------------------------------------------------------------------------- the network walk
@@ -223,7 +97,7 @@ def _branch(b: _Builder, br, s: str, unit: float) -> tuple[str, float]:
     name = b.name(br)
     core = b.emit("attention", name, [t for t, _ in qkv],
                   {"kind": br.attention, "grouping": br.grouping, "heads": br.heads, "dn": dn,
-                   "stage": b.model.stage_of(b.path[id(br)])}, out=f"{name}.core")
+                   "stage": b.stage_of(b.path[id(br)])}, out=f"{name}.core")
     return b.lif(br.attn_lif, core, np.full(br.dim, 1.0 / dn ** 3))
 
 
@@ -258,10 +132,17 @@ def _block(b: _Builder, blk: nn.Module, x: str, sigma: np.ndarray) -> str:
     return b.add(x, y, b.name(blk) + ".mlp_residual")
 
 
-def _build(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray, zero_point: np.ndarray,
-           size: tuple[int, int]) -> dict:
+def conv_out_size(size: tuple[int, int], conv: nn.Module) -> tuple[int, int]:
+    """Output ``(H, W)`` of a 2-D conv (square kernel, stride, padding) on ``size``."""
+    k, st, pad = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    return tuple((n + 2 * pad - k) // st + 1 for n in size)
+
+
+def _backbone(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray) -> dict:
+    """The input op and the stem + stages 1-4; returns ``stage → (stream tensor, its scale
+    σ [C], its size (H, W))`` at the end of each stage (the ``forward_features`` outputs)."""
     x = b.emit("input", "input", [], {"frac_bits": PIXEL_FRAC_BITS}, out="input")
-    sigma = None
+    sigma, size, feats = None, b.size, {}
     for seg in _stage_segments(model):
         ds = seg[0]
         new_sigma = b.scale_of(_stream_writers(b, seg, input_unit))
@@ -270,37 +151,50 @@ def _build(model: SpikeVideoFormer, b: _Builder, input_unit: np.ndarray, zero_po
         else:
             s, u = b.lif(ds.encode_lif, x, sigma)
             x, _ = b.conv(ds.encode_conv, s, u, new_sigma)
-        sigma = new_sigma
-        for blk in seg[1:]:
-            x = _block(b, blk, x, sigma)
-    graph = {"format": FORMAT, "version": VERSION,
-             "input": {"layout": "THWC", "dtype": "uint8", "channels": int(model.in_chans),
-                       "size": [int(size[0]), int(size[1])], "frac_bits": PIXEL_FRAC_BITS,
-                       "zero_point": zero_point.astype(int).tolist(),
-                       "real_per_unit": (input_unit * 2 ** PIXEL_FRAC_BITS).tolist()},
-             "weight_bits": b.bits, "membrane_frac_bits": b.frac, "ops": b.ops, "scales": b.scales}
-    if model.num_classes <= 0:  # a backbone without head (e.g. under a task decoder): features
-        graph["output"] = {"tensor": x, "kind": "features", "scale": sigma.tolist(),
-                           "note": "stage-4 features [T, C, H, W] = integers * scale[c]"}
-        return graph
-    h, w = size
-    for seg in _stage_segments(model):  # only the downsampling convs change the size
-        conv = seg[0].encode_conv
-        k, st, pad = conv.kernel_size[0], conv.stride[0], conv.padding[0]
-        h, w = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+        sigma, size = new_sigma, conv_out_size(size, ds.encode_conv)
+        for blk in seg:
+            if blk is not ds:
+                x = _block(b, blk, x, sigma)
+            feats[b.stage_of(b.path[id(blk)])] = (x, sigma, size)
+    return feats
+
+
+def _classifier(model: SpikeVideoFormer, b: _Builder, x: str, sigma: np.ndarray,
+                size: tuple[int, int]) -> dict:
+    """The classification head: spatial sum, LIF, linear, sum over T."""
     pooled = b.emit("pool", "head_pool", [x], {"stage": "head"})
-    s, u = b.lif(model.head_lif, pooled, sigma / (h * w))  # the mean's 1/(HW) in the threshold
+    s, u = b.lif(model.head_lif, pooled, sigma / (size[0] * size[1]))  # the mean's 1/(HW) in Θ
     head = model.head
     if model.head_kd is not None:  # mean of the two heads = one head with the mean weights
         head = copy.deepcopy(model.head)
         with torch.no_grad():
             head.weight.copy_((model.head.weight + model.head_kd.weight) / 2)
             head.bias.copy_((model.head.bias + model.head_kd.bias) / 2)
-        b.path[id(head)] = "head"
+        b.keep(head, b.path[id(model.head)])
     acc, sk = b.conv(head, s, u)
     total = b.emit("time_sum", "head_time_sum", [acc], {"stage": "head"})
-    graph["output"] = {"tensor": total, "kind": "logits", "scale": sk.tolist(),
-                       "classes": int(model.num_classes), "note": "logits = accumulator * scale / T"}
+    return {"tensor": total, "kind": "logits", "scale": sk.tolist(),
+            "classes": int(model.num_classes), "note": "logits = accumulator * scale / T"}
+
+
+def _build(model: nn.Module, b: _Builder, input_unit: np.ndarray, zero_point: np.ndarray) -> dict:
+    found = decoder_layout(model)
+    bb = found[0] if found else model
+    feats = _backbone(bb, b, input_unit)
+    graph = {"format": FORMAT, "version": VERSION,
+             "input": {"layout": "THWC", "dtype": "uint8", "channels": int(bb.in_chans),
+                       "size": list(b.size), "frac_bits": PIXEL_FRAC_BITS,
+                       "zero_point": zero_point.astype(int).tolist(),
+                       "real_per_unit": (input_unit * 2 ** PIXEL_FRAC_BITS).tolist()},
+             "weight_bits": b.bits, "membrane_frac_bits": b.frac, "ops": b.ops, "scales": b.scales}
+    x, sigma, size = feats["stage4"]
+    if found:
+        graph["output"] = build_decoder(b, found[1], [feats[f"stage{i}"] for i in range(1, 5)])
+    elif bb.num_classes <= 0:  # a backbone without head (e.g. under a task decoder): features
+        graph["output"] = {"tensor": x, "kind": "features", "scale": sigma.tolist(),
+                           "note": "stage-4 features [T, C, H, W] = integers * scale[c]"}
+    else:
+        graph["output"] = _classifier(bb, b, x, sigma, size)
     return graph
 
 
@@ -322,8 +216,9 @@ class IntegerNetwork:
         ``input_size = (H, W)``; the float input is ``input_scale · pix + input_offset`` per
         channel (``1/255, 0``: frames in [0, 1]; ``1, 0``: event counts; ImageNet
         normalisation ``1/(255 std), -mean/std``)."""
-        if not isinstance(model, SpikeVideoFormer):
-            raise TypeError(f"IntegerNetwork.from_model needs a SpikeVideoFormer, got {type(model).__name__}")
+        if not isinstance(model, SpikeVideoFormer) and decoder_layout(model) is None:
+            raise TypeError(f"IntegerNetwork.from_model needs a SpikeVideoFormer or a segmentation "
+                            f"model (backbone + a head with deploy_layout()), got {type(model).__name__}")
         net = dense_repconvs(model) if is_folded(model) else fold(model, repconv="dense")
         c = net.in_chans
         a = np.broadcast_to(np.asarray(input_scale, dtype=np.float64).reshape(-1), (c,)).copy()
@@ -333,8 +228,8 @@ class IntegerNetwork:
         if len(input_size) != 2 or min(input_size) < 16:
             raise ValueError(f"input_size must be (H, W) with H, W >= 16, got {input_size}")
         zero_point = np.rint(-off / a * 2 ** PIXEL_FRAC_BITS)  # pixel value that normalises to 0
-        b = _Builder(net, int(weight_bits), int(membrane_frac_bits))
-        graph = _build(net, b, a / 2 ** PIXEL_FRAC_BITS, zero_point, tuple(input_size))
+        b = _Builder(net, int(weight_bits), int(membrane_frac_bits), tuple(int(n) for n in input_size))
+        graph = _build(net, b, a / 2 ** PIXEL_FRAC_BITS, zero_point)
         return cls(graph, b.tensors)
 
     def run(self, clip: np.ndarray, record_spikes: bool = False):

@@ -58,7 +58,8 @@ class IntegerGraph:
 @dataclass
 class RunResult:
     """Output of :func:`run`: ``logits [K]`` (float64: integer accumulators × output scale;
-    a features graph gives ``[T, C, H, W]`` features),
+    a features graph gives ``[T, C, H, W]`` features, a segmentation graph per-frame stride-4
+    logits ``[T, K, H/4, W/4]``),
     ``accumulators`` (the integers), counted operations, spikes per LIF op (if recorded) and the
     peak |membrane| per LIF op."""
 
@@ -213,6 +214,8 @@ def run(net: IntegerGraph, clip: np.ndarray, record_spikes: bool = False) -> Run
                                            tuple(q.shape), dense, per.tolist(),
                                            int(np.count_nonzero(drv)), int(drv.size),
                                            int(np.asarray(drv, dtype=np.int64).sum())))
+        elif kind == "upsample":  # nearest: copies through the stored index maps
+            y = xs[0][:, :, prm["rows"]][:, :, :, prm["cols"]]
         elif kind == "pool":
             y = xs[0].sum(axis=(2, 3), keepdims=True)
         else:  # time_sum
@@ -220,7 +223,7 @@ def run(net: IntegerGraph, clip: np.ndarray, record_spikes: bool = False) -> Run
         env[op["output"]] = y
     out = g["output"]
     acc, scale = env[out["tensor"]], np.asarray(out["scale"], dtype=np.float64)
-    if out.get("kind", "logits") == "features":      # [T, C, H, W] stage-4 features
+    if out.get("kind", "logits") in ("features", "segmentation"):  # [T, C, H, W] per frame
         logits = acc.astype(np.float64) * scale.reshape(1, -1, 1, 1)
     else:                                            # the mean over T of the per-step logits
         acc = acc.reshape(-1)
@@ -238,8 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError, OverflowError) as e:
         print(f"runner: error: {e}", file=sys.stderr)
         return 2
-    print("logits", " ".join(f"{v:.6g}" for v in res.logits))
-    print(f"predicted class {int(np.argmax(res.logits))}")
+    if res.logits.ndim == 1:
+        print("logits", " ".join(f"{v:.6g}" for v in res.logits))
+        print(f"predicted class {int(np.argmax(res.logits))}")
+    else:  # features, or segmentation logits [T, K, h, w]: their shape and argmax histogram
+        labels = np.bincount(res.logits.argmax(1).reshape(-1), minlength=res.logits.shape[1])
+        print(f"output {list(res.logits.shape)}; pixels per argmax channel {labels.tolist()}")
     print(res.counts.table())
     return 0
 

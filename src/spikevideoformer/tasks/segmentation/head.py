@@ -123,6 +123,15 @@ class SpikeSegHead(nn.Module):
         y = F.interpolate(x.flatten(0, 1), size=size, mode=self.upsample, **kw)
         return y.reshape(T, B, *y.shape[1:])
 
+    def deploy_layout(self) -> dict:
+        """The decoder's dataflow, for engines that rebuild it layer by layer (``deploy.integer``,
+        which may not import this package): ``lateral`` per stage ``(lif, conv, bn)``, each conv
+        at its stage's resolution and then resized (``upsample``) to stride 4 and summed;
+        ``fuse`` ``(lif, conv, bn)`` with ``residual`` the shortcut; ``classify`` ``(lif, conv)``."""
+        return {"lateral": [(br.lif, br.conv, br.bn) for br in self.lateral], "upsample": self.upsample,
+                "fuse": (self.fuse_lif, self.fuse_conv, self.fuse_bn), "residual": self.residual,
+                "classify": (self.cls_lif, self.classifier)}
+
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(feats) != len(self.lateral):
             raise ValueError(f"expected {len(self.lateral)} stage features, got {len(feats)}")
