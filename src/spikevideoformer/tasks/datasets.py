@@ -43,6 +43,7 @@ _CLS, _POSE, _SEG = ("spikevideoformer.tasks.classification.data", "spikevideofo
 # name → (task, builder)
 _DATASETS: dict[str, tuple[str, Union[str, Callable[..., TaskData]]]] = {
     "moving_digits": ("classification", f"{_CLS}:build_moving_digits"),
+    "digit_relay": ("classification", f"{_CLS}:build_digit_relay"),
     "video_folder": ("classification", f"{_CLS}:build_video_folder"),
     "video_list": ("classification", f"{_CLS}:build_video_list"),
     "dvs_gesture": ("classification", f"{_CLS}:build_dvs_gesture"),

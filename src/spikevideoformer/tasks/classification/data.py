@@ -1,6 +1,7 @@
 """Classification datasets from a :class:`DataConfig`, registered in :mod:`..datasets`.
 
-Datasets: ``moving_digits`` (embedded temporal task), ``video_folder`` (Kinetics layout),
+Datasets: ``moving_digits`` (embedded temporal task), ``digit_relay`` (embedded
+spatio-temporal task: the order of events at four places), ``video_folder`` (Kinetics layout),
 ``video_list`` (``root/train.csv`` + ``root/val.csv``), ``dvs_gesture`` (DVS128 Gesture on disk).
 Modalities: ``rgb`` (3 channels), ``gray`` (1) and ``event`` (2: ON/OFF counts from the
 video-to-events simulator).
@@ -13,13 +14,15 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ...data.digit_relay import RELAY_CLASSES, DigitRelay
 from ...data.events.simulator import frames_from_video_events
 from ...data.moving_digits import MovingDigits
 from ...data.video_folder import VideoFolder, VideoList, collate_skip_none
 from ..datasets import MODALITY_CHANNELS, TaskData, build_dataset, take_subset
 
 __all__ = ["MODALITY_CHANNELS", "build_classification_data", "ModalityDataset", "to_modality",
-           "build_moving_digits", "build_video_folder", "build_video_list", "build_dvs_gesture"]
+           "build_moving_digits", "build_digit_relay", "build_video_folder", "build_video_list",
+           "build_dvs_gesture"]
 
 
 def to_modality(clip: torch.Tensor, modality: str) -> torch.Tensor:
@@ -92,6 +95,24 @@ def build_moving_digits(data_cfg: Any, *, num_classes: int, seed: int, **_) -> T
     train = MovingDigits("train", num_samples=data_cfg.train_samples, **kw)
     val = MovingDigits("val", num_samples=data_cfg.val_samples, **kw)
     return _in_modality(train, val, data_cfg.modality)
+
+
+def build_digit_relay(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
+    """The embedded DigitRelay task (label = the route a hop takes through four digits);
+    frames >= 64x64 so that stages 3-4 see >= 4x4 tokens per frame, T >= 8."""
+    checks = (("data.size", data_cfg.size, data_cfg.size >= 64, ">= 64"),
+              ("data.num_frames", data_cfg.num_frames, data_cfg.num_frames >= 8, ">= 8"),
+              ("model.num_classes", num_classes, num_classes in RELAY_CLASSES,
+               f"one of {sorted(RELAY_CLASSES)}"),
+              ("data.modality", data_cfg.modality, data_cfg.modality in ("rgb", "gray"), "rgb or gray"))
+    for key, value, ok, need in checks:
+        if not ok:
+            raise ValueError(f"data.dataset=digit_relay needs {key} {need}, got {value!r}")
+    kw = dict(num_frames=data_cfg.num_frames, size=data_cfg.size, num_classes=num_classes, seed=seed,
+              channels=MODALITY_CHANNELS[data_cfg.modality])
+    train = DigitRelay("train", num_samples=data_cfg.train_samples, **kw)
+    val = DigitRelay("val", num_samples=data_cfg.val_samples, **kw)
+    return TaskData(train, val, list(train.classes), collate_skip_none)
 
 
 def _videos(data_cfg: Any, num_classes: int, seed: int, make) -> TaskData:
