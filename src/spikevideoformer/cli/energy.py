@@ -69,31 +69,19 @@ def _load_model(args: argparse.Namespace):
     defaults: dict = {}
     ckpt = args.checkpoint
     if ckpt is not None:
-        path = Path(ckpt)
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        if path.is_dir() or path.name in ("model.safetensors", "meta.json"):
-            from ..tasks.datasets import MODALITY_CHANNELS
-            from ..tasks.classification.runner import build_classifier
-            from ..tasks.common import load_trained
+        from .checkpoints import is_run_checkpoint, load_classification_run, load_official
 
-            d = path if path.is_dir() else path.parent
-            try:
-                model, cfg, _ = load_trained(d, build_classifier)
-            except KeyError as e:
-                raise ValueError(f"{d} is not a classification checkpoint ({e}); profile other "
-                                 f"task models with spikevideoformer.analysis.profile") from e
+        path = Path(ckpt)
+        if is_run_checkpoint(path):
+            from ..tasks.datasets import MODALITY_CHANNELS
+
+            model, cfg, _ = load_classification_run(
+                path, "profile other task models with spikevideoformer.analysis.profile")
             defaults = {"frames": cfg.data.num_frames, "size": cfg.data.size,
                         "in_chans": MODALITY_CHANNELS[cfg.data.modality], "cfg": cfg}
-            print(f"loaded {d}: {cfg.model.name}, attention={cfg.model.attention}, "
-                  f"design={cfg.model.design}, spike_max={cfg.model.spike_max}")
             return model, defaults
-        from ..models import load_official_checkpoint
-
-        model = load_official_checkpoint(str(path))  # an unreadable file: CheckpointError naming it
-        print(f"loaded {path}: embed_dim={model.embed_dim}, attention={model.attention}, "
-              f"design={model.design}")
-        return model.eval(), {"in_chans": model.in_chans}
+        model = load_official(path)  # an unreadable file: CheckpointError naming it
+        return model, {"in_chans": model.in_chans}
     neuron = args.neuron or ("relu" if args.attention == "softmax" else "lif")
     model = create_model(args.model, num_classes=args.num_classes, attention=args.attention,
                          design=args.design, neuron=neuron, spike_max=args.spike_max,

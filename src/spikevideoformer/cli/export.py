@@ -15,6 +15,8 @@ import argparse
 from pathlib import Path
 
 FORMATS = ("integer", "torch_export", "onnx")
+# embedded datasets whose clips are fed in [0, 1], without ImageNet normalisation
+UNNORMALISED = ("moving_digits", "digit_relay")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,34 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _load(path: Path):
     """``(model, size, frames, input_scale, input_offset)`` of a checkpoint."""
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from .checkpoints import is_run_checkpoint, load_classification_run, load_official
 
     imagenet = ([1 / (255 * s) for s in IMAGENET_STD], [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.is_dir() or path.name in ("model.safetensors", "meta.json"):
-        from ..tasks.classification.runner import build_classifier
-        from ..tasks.common import load_trained
-
-        d = path if path.is_dir() else path.parent
-        try:
-            model, cfg, _ = load_trained(d, build_classifier)
-        except KeyError as e:
-            raise ValueError(f"{d} is not a classification checkpoint ({e}); the integer engine "
-                             f"runs the classification network") from e
+    if is_run_checkpoint(path):
+        model, cfg, _ = load_classification_run(path, "the integer engine runs the classification network")
         if cfg.data.modality == "event":
             scale, offset = 1.0, 0.0                          # event counts
-        elif cfg.data.dataset == "moving_digits" or cfg.data.modality != "rgb":
+        elif cfg.data.dataset in UNNORMALISED or cfg.data.modality != "rgb":
             scale, offset = 1 / 255, 0.0                      # frames in [0, 1]
         else:
             scale, offset = imagenet
-        print(f"loaded {d}: {cfg.model.name}, attention={cfg.model.attention}, design="
-              f"{cfg.model.design}, spike_max={cfg.model.spike_max}, modality={cfg.data.modality}")
         return model, cfg.data.size, cfg.data.num_frames, scale, offset
-    from ..models import load_official_checkpoint
-
-    model = load_official_checkpoint(str(path))
-    print(f"loaded {path}: embed_dim={model.embed_dim}, attention={model.attention}, design={model.design}")
-    return model.eval(), None, None, *imagenet
+    return load_official(path), None, None, *imagenet
 
 
 def run(args: argparse.Namespace) -> int:
