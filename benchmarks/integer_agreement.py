@@ -93,7 +93,8 @@ def agreement_rows(kind, model, cfg, clips, bits_list):
     rows = []
     for bits in bits_list:
         net = IntegerNetwork.from_model(folded, bits, input_size=size, input_scale=scale)
-        same = total = pred_same = pred_total = 0
+        same = total = pred_same = pred_total = whole = 0
+        dec = [0, 0]
         if kind == "segmentation":
             from spikevideoformer.tasks.segmentation.metrics import ConfusionMatrix
             cm_f, cm_i = ConfusionMatrix(cfg.model.num_classes), ConfusionMatrix(cfg.model.num_classes)
@@ -101,9 +102,12 @@ def agreement_rows(kind, model, cfg, clips, bits_list):
             acc_f = acc_i = 0
         for clip, label in clips:
             a = compare(folded, net, clip)
-            for s, t in a.layers.values():
+            for name, (s, t) in a.layers.items():
                 same, total = same + s, total + t
+                if name.startswith("head."):  # the segmentation decoder's neurons
+                    dec[0], dec[1] = dec[0] + s, dec[1] + t
             pred_same += int(np.sum(a.float_pred == a.int_pred))
+            whole += a.same_prediction
             pred_total += int(np.size(a.int_pred))
             if kind == "segmentation":
                 cm_f.update(a.float_pred, label)
@@ -115,7 +119,8 @@ def agreement_rows(kind, model, cfg, clips, bits_list):
             m_f, m_i = 100 * cm_f.compute()["miou"], 100 * cm_i.compute()["miou"]
         else:
             m_f, m_i = 100 * acc_f / len(clips), 100 * acc_i / len(clips)
-        rows.append(dict(checkpoint=kind, bits=bits, spikes=100 * same / total,
+        rows.append(dict(checkpoint=kind, bits=bits, spikes=100 * same / total, whole=whole,
+                         decoder=100 * dec[0] / dec[1] if dec[1] else None,
                          preds=100 * pred_same / pred_total, metric="mIoU" if kind == "segmentation"
                          else "acc", float=m_f, int=m_i, clips=len(clips)))
     return rows
@@ -173,6 +178,25 @@ def speed(model, cfg, clip, repeats=9):
     return statistics.median(t_f), statistics.median(t_i)
 
 
+def _ops_and_speed(kind: str, model, cfg) -> None:
+    clip = _clips(kind, cfg, 1)[0][0]
+    stages, kinds = ops_per_stage(model, cfg, clip)
+    print(f"\ncounted (integer network, 16-bit) vs estimated (analysis.profile, float) operations "
+          f"on one {kind} clip {list(clip.shape)}, per stage"
+          + (" (head: the decoder)" if kind == "segmentation" else ""))
+    print(f"{'stage':<8} {'est. SOPs':>12} {'counted adds':>13} {'ratio':>7} {'est. MACs':>11} "
+          f"{'counted MACs':>13}")
+    for s, sops, adds, macs, cmacs in stages:
+        ratio = f"{adds / sops:.4f}" if sops else "-"
+        print(f"{s:<8} {sops:>12.0f} {adds:>13d} {ratio:>7} {macs:>11.0f} {cmacs:>13d}")
+    print(f"\nthe same, per layer type\n{'layers':<32} {'estimated':>12} {'counted':>12} {'ratio':>7}")
+    for k, (e, c) in sorted(kinds.items()):
+        print(f"{k:<32} {e:>12.0f} {c:>12.0f} {(c / e if e else float('nan')):>7.4f}")
+    tf, ti = speed(model, cfg, clip)
+    print(f"\nspeed, one {kind} clip {list(clip.shape)}: float folded model {1e3 * tf:.2f} ms, "
+          f"NumPy integer runner {1e3 * ti:.2f} ms: runner / float = {ti / tf:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", default="runs/integer-bench", help="demo checkpoints (trained if missing)")
@@ -206,24 +230,13 @@ def main() -> None:
     for r in rows:
         print(f"{r['checkpoint']:<15} {r['bits']:>4} {r['spikes']:>19.3f} {r['preds']:>18.3f} "
               f"{r['metric']:>6} {r['float']:>7.2f} {r['int']:>8.2f} {r['int'] - r['float']:>+6.2f}")
-    if "classification" in loaded:
-        model, cfg = loaded["classification"]
-        clip = _clips("classification", cfg, 1)[0][0]
-        stages, kinds = ops_per_stage(model, cfg, clip)
-        print(f"\ncounted (integer network, 16-bit) vs estimated (analysis.profile, float) operations "
-              f"on one classification clip {list(clip.shape)}, per stage")
-        print(f"{'stage':<8} {'est. SOPs':>12} {'counted adds':>13} {'ratio':>7} {'est. MACs':>11} "
-              f"{'counted MACs':>13}")
-        for s, sops, adds, macs, cmacs in stages:
-            ratio = f"{adds / sops:.4f}" if sops else "-"
-            print(f"{s:<8} {sops:>12.0f} {adds:>13d} {ratio:>7} {macs:>11.0f} {cmacs:>13d}")
-        print(f"\nthe same, per layer type\n{'layers':<32} {'estimated':>12} {'counted':>12} {'ratio':>7}")
-        for k, (e, c) in sorted(kinds.items()):
-            print(f"{k:<32} {e:>12.0f} {c:>12.0f} {(c / e if e else float('nan')):>7.4f}")
-        tf, ti = speed(model, cfg, clip)
-        print(f"\nspeed, one clip {list(clip.shape)}: float folded model {1e3 * tf:.2f} ms, "
-              f"NumPy integer runner {1e3 * ti:.2f} ms: runner / float = {ti / tf:.2f}x")
-
+    for r in rows:
+        if r["checkpoint"] == "segmentation":
+            print(f"segmentation, {r['bits']} bits: decoder neurons {r['decoder']:.3f} % identical spikes; "
+                  f"{r['whole']} of {r['clips']} clips identical at every pixel")
+    for kind in ("classification", "segmentation"):
+        if kind in loaded:
+            _ops_and_speed(kind, *loaded[kind])
 
 if __name__ == "__main__":
     main()

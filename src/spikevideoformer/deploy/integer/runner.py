@@ -79,7 +79,9 @@ def _exact_dot(a: np.ndarray, b: np.ndarray, bound: float, what: str, spec: str)
     if bound >= _EXACT:
         raise OverflowError(f"{what}: partial sums may reach {bound:.3g} >= 2^53, beyond exact "
                             f"evaluation; re-export with fewer weight bits")
-    return np.rint(np.einsum(spec, a.astype(np.float64), b.astype(np.float64))).astype(np.int64)
+    # optimize: BLAS; any summation order is exact (every partial sum is an integer < 2^53)
+    return np.rint(np.einsum(spec, a.astype(np.float64), b.astype(np.float64),
+                             optimize=True)).astype(np.int64)
 
 
 def conv2d_int(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int,
