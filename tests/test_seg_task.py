@@ -233,3 +233,14 @@ def test_shipped_paper_configs():
     vs = load_config(str(root / "seg_vspw_15m.yaml"))
     assert (vs.model.name, vs.model.num_classes, vs.data.dataset, vs.run.task) == \
         ("svf_15m", 124, "vspw", "segmentation")
+
+
+def test_cli_demo_compare_trains_the_ann_counterpart(tmp_path, capsys):
+    from spikevideoformer.cli import main
+    assert main(["demo", "--task", "segmentation", "--quick", "--compare", "--out", str(tmp_path / "d"),
+                 "--quiet"]) == 0
+    summary = json.loads((tmp_path / "d" / "demo_metrics.json").read_text())
+    assert {"spatial_nostate", "ann"} <= set(summary)
+    ann_cfg = (tmp_path / "d-ann" / "config.yaml").read_text()
+    assert "neuron: relu" in ann_cfg and "attention: softmax" in ann_cfg
+    assert "ANN counterpart" in capsys.readouterr().out
