@@ -71,14 +71,15 @@ def part_grads(config: str, seeds: list[int], extra: list[str]) -> None:
     print(f"gradients at init, config {config}, seeds {seeds}, CPU: {cpu_model()}")
     print("| model | global norm | " + " | ".join(STAGES) + " | frozen by clip |")
     print("|---|---|" + "---|" * len(STAGES) + "---|")
+    integer = load_named_config(config, extra).model.spike_max > 1
     for name, ovr in MODELS.items():
-        for d in (["model.spike_max=1"] if "SNN" in name else []), []:
+        for d in (["model.spike_max=1"] if "SNN" in name and integer else []), []:
             rows = [grads_at_init(config, ovr + d + extra, s) for s in seeds]
             med = {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in rows[0]}
             label = name + (" (binary LIF)" if d else "")
             print(f"| {label} | {med['global']:.3g} | "
                   + " | ".join(f"{med[s]:.3g}" for s in STAGES) + f" | {100 * med['frozen']:.0f} % |")
-            if not d and "SNN" not in name:
+            if not d and ("SNN" not in name or not integer):
                 break
 
 
