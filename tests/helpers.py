@@ -73,3 +73,33 @@ def assert_fires(model: torch.nn.Module, run: Callable[[], object], min_fraction
         f"only {len(lively)} of {len(rates)} LIF layers fire at a rate in ({lo}, {hi}): "
         f"a comparison on this network would compare (almost) silent spike trains")
     return rates
+
+
+def dyadic(folded: torch.nn.Module, unfolded_bn: bool = False) -> torch.nn.Module:
+    """Make a folded model exactly representable in 16-bit integers (in place): weights and
+    biases on multiples of 2^-5 (|w| <= 2); thresholds, spike units and neuron biases on
+    multiples of 2^-2. ``unfolded_bn`` also sets every BatchNorm2d ``fold`` left in place (the
+    segmentation decoder's) to ``eps = 0``, unit variance and dyadic mean/affine, so the float
+    model computes them without rounding."""
+    from torch import nn
+    from spikevideoformer.deploy import InferenceLIF
+
+    with torch.no_grad():
+        for m in folded.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.clamp(torch.round(m.weight * 32), -64, 64) / 32)
+                if m.bias is not None:
+                    m.bias.copy_(torch.round(m.bias * 32) / 32)
+            elif isinstance(m, InferenceLIF):
+                for name in ("v_th", "unit"):
+                    t = getattr(m, name)
+                    if isinstance(t, torch.Tensor):
+                        t.copy_(torch.clamp(torch.round(t * 4) / 4, min=0.25))
+                if m.bias is not None:
+                    m.bias.copy_(torch.round(m.bias * 4) / 4)
+            elif unfolded_bn and isinstance(m, nn.BatchNorm2d):
+                m.eps = 0.0
+                m.running_var.fill_(1.0)
+                for t in (m.running_mean, m.weight, m.bias):
+                    t.copy_(torch.round(t * 8) / 8)
+    return folded

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import assert_fires, lively_bn
+from helpers import assert_fires, dyadic, lively_bn
 from spikevideoformer import create_model
 from spikevideoformer.deploy import InferenceLIF, fold
 from spikevideoformer.deploy.integer import IntegerNetwork, compare, load, run
@@ -26,28 +26,9 @@ def _model(attention="hamming", design="joint", spike_max=1, seed=3, **kw):
     return lively_bn(m, seed=seed).eval()
 
 
-def _dyadic(folded: nn.Module, seed: int = 0) -> nn.Module:
-    """Round every weight/bias to multiples of 2^-5 (|w| <= 2), every folded threshold, bias
-    and spike unit to multiples of 2^-2: all exactly representable in 16-bit integers."""
-    with torch.no_grad():
-        for m in folded.modules():
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.clamp(torch.round(m.weight * 32), -64, 64) / 32)
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias * 32) / 32)
-            elif isinstance(m, InferenceLIF):
-                for name in ("v_th", "unit"):
-                    t = getattr(m, name)
-                    if isinstance(t, torch.Tensor):
-                        t.copy_(torch.clamp(torch.round(t * 4) / 4, min=0.25))
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias * 4) / 4)
-    return folded
-
-
 @pytest.mark.parametrize("attention,spike_max", [("hamming", 1), ("dot", 4)])
 def test_exactly_representable_weights_give_identical_spikes(attention, spike_max):
-    folded = _dyadic(fold(_model(attention, "factorized", spike_max), repconv="dense"))
+    folded = dyadic(fold(_model(attention, "factorized", spike_max), repconv="dense"))
     net = IntegerNetwork.from_model(folded, 16, input_size=SIZE, membrane_frac_bits=8,
                                     input_scale=1 / 256)
     clip = _clip()
@@ -133,7 +114,7 @@ def test_counted_equal_profile_sops_where_the_definitions_coincide():
     the profile's SOPs; zero-padded k×k convs count fewer (border outputs are not reached)."""
     from spikevideoformer.analysis import profile
 
-    folded = _dyadic(fold(_model("hamming", "joint", 4), repconv="dense"))
+    folded = dyadic(fold(_model("hamming", "joint", 4), repconv="dense"))
     net = IntegerNetwork.from_model(folded, 16, input_size=SIZE, membrane_frac_bits=8,
                                     input_scale=1 / 256)
     clip = _clip()

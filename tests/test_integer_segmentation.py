@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from helpers import assert_fires, lively_bn
+from helpers import assert_fires, dyadic, lively_bn
 from spikevideoformer import create_model
-from spikevideoformer.deploy import InferenceLIF, fold
+from spikevideoformer.deploy import fold
 from spikevideoformer.deploy.integer import IntegerNetwork, compare, load
 from spikevideoformer.tasks.segmentation.head import SegSpikeVideoFormer
 
@@ -34,36 +33,10 @@ def _seg(spike_max=4, residual=True, upsample="nearest", seed=3):
     return lively_bn(m, seed=seed).eval()
 
 
-def _dyadic(folded: nn.Module) -> nn.Module:
-    """Weights and biases on multiples of 2^-5 (|w| <= 2); thresholds, spike units and neuron
-    biases on multiples of 2^-2; the decoder's BatchNorms (left unfolded by ``fold``) with
-    ``eps = 0``, unit variance and dyadic mean/affine: all exact in 16-bit integers, and the
-    float model computes them without rounding."""
-    with torch.no_grad():
-        for m in folded.modules():
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.clamp(torch.round(m.weight * 32), -64, 64) / 32)
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias * 32) / 32)
-            elif isinstance(m, InferenceLIF):
-                for name in ("v_th", "unit"):
-                    t = getattr(m, name)
-                    if isinstance(t, torch.Tensor):
-                        t.copy_(torch.clamp(torch.round(t * 4) / 4, min=0.25))
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias * 4) / 4)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.eps = 0.0
-                m.running_var.fill_(1.0)
-                for t in (m.running_mean, m.weight, m.bias):
-                    t.copy_(torch.round(t * 8) / 8)
-    return folded
-
-
 @pytest.mark.parametrize("spike_max,residual,size", [(4, True, (32, 32)), (1, False, (36, 36))])
 def test_exact_weights_give_identical_spikes_and_labels(spike_max, residual, size):
     """36×36 gives stage maps 9, 5, 3, 3: the nearest resize 5 → 9 is not a whole ratio."""
-    folded = _dyadic(fold(_seg(spike_max, residual), repconv="dense"))
+    folded = dyadic(fold(_seg(spike_max, residual), repconv="dense"), unfolded_bn=True)
     net = IntegerNetwork.from_model(folded, 16, input_size=size, membrane_frac_bits=8,
                                     input_scale=1 / 256)
     clip = _clip(size)
@@ -90,7 +63,7 @@ def test_decoder_ops_are_counted_literally():
     stream additions (not counted). 1×1 layers equal analysis.profile's SOPs."""
     from spikevideoformer.analysis import profile
 
-    folded = _dyadic(fold(_seg(), repconv="dense"))
+    folded = dyadic(fold(_seg(), repconv="dense"), unfolded_bn=True)
     net = IntegerNetwork.from_model(folded, 16, input_size=(32, 32), membrane_frac_bits=8,
                                     input_scale=1 / 256)
     clip = _clip()
