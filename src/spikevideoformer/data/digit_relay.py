@@ -47,13 +47,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .moving_digits import SPLITS, _sprites, digit_split_indices
+from .moving_digits import _SPLIT_IDS, _sprites, digit_split_indices, split_and_size
 from .transforms import _pos_int
 
 __all__ = ["DigitRelay", "RELAY_CLASSES", "QUADRANTS"]
 
-_SPLIT_IDS = {s: i for i, s in enumerate(SPLITS)}
-_DEFAULT_NUM_SAMPLES = {"train": 5000, "val": 1000, "test": 1000}
 QUADRANTS = ("TL", "TR", "BR", "BL")  # clockwise on screen; index = quadrant id
 # class name -> cyclic routes (quadrant ids); a class with two routes takes either direction
 _ROUTES = {
@@ -103,12 +101,7 @@ class DigitRelay(Dataset):
     def __init__(self, split: str = "train", num_samples: Optional[int] = None, num_frames: int = 8,
                  size: int = 64, num_classes: int = 4, seed: int = 0, channels: int = 3,
                  digit_scale: Optional[int] = None, hop: Optional[int] = None, jitter: int = 2) -> None:
-        if split not in _SPLIT_IDS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if num_samples is None:
-            num_samples = _DEFAULT_NUM_SAMPLES[split]
-        self.split = split
-        self.num_samples = _pos_int("num_samples", num_samples)
+        self.split, self.num_samples = split_and_size(split, num_samples)
         self.num_frames = _pos_int("num_frames", num_frames, 8)
         self.size = _pos_int("size", size, 32)
         if self.size % 2:

@@ -29,11 +29,22 @@ from torch.utils.data import Dataset
 
 from .transforms import _pos_int
 
-__all__ = ["MovingDigits", "DigitFrames", "load_digit_images", "digit_split_indices", "load_digits_targets"]
+__all__ = ["MovingDigits", "DigitFrames", "split_and_size", "load_digit_images", "digit_split_indices",
+           "load_digits_targets"]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 _DEFAULT_NUM_SAMPLES = {"train": 5000, "val": 1000, "test": 1000}
+
+
+def split_and_size(split: str, num_samples: Optional[int]) -> Tuple[str, int]:
+    """``(split, num_samples)`` of an embedded digit dataset, checked; ``num_samples=None`` is
+    the split's default size (5000 / 1000 / 1000)."""
+    if split not in _SPLIT_IDS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if num_samples is None:
+        num_samples = _DEFAULT_NUM_SAMPLES[split]
+    return split, _pos_int("num_samples", num_samples)
 _SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 _PERMUTATION_SEED = 20250706  # fixed: the digit-image split never depends on `seed`
 _CLASS_NAMES = {
@@ -124,12 +135,7 @@ class MovingDigits(Dataset):
         digit_scale: Optional[int] = None,
         speed: Union[float, Sequence[float], None] = None,
     ) -> None:
-        if split not in _SPLIT_IDS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if num_samples is None:
-            num_samples = _DEFAULT_NUM_SAMPLES[split]
-        self.split = split
-        self.num_samples = _pos_int("num_samples", num_samples)
+        self.split, self.num_samples = split_and_size(split, num_samples)
         self.num_frames = _pos_int("num_frames", num_frames, 2)
         self.size = _pos_int("size", size, 8)
         self.channels = _pos_int("channels", channels)
@@ -244,11 +250,8 @@ class DigitFrames(Dataset):
 
     def __init__(self, split: str = "train", num_samples: Optional[int] = None, size: int = 32,
                  seed: int = 0, channels: int = 3, digit_scale: Optional[int] = None) -> None:
-        if split not in _SPLIT_IDS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.split, self.size, self.seed = split, _pos_int("size", size, 8), int(seed)
-        self.num_samples = _pos_int(
-            "num_samples", _DEFAULT_NUM_SAMPLES[split] if num_samples is None else num_samples)
+        self.split, self.num_samples = split_and_size(split, num_samples)
+        self.size, self.seed = _pos_int("size", size, 8), int(seed)
         self.channels = _pos_int("channels", channels)
         self.digit_scale = digit_scale or max(4, int(round(0.36 * self.size)))
         self.digit_indices = digit_split_indices(split)
