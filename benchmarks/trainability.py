@@ -72,15 +72,16 @@ def part_grads(config: str, seeds: list[int], extra: list[str]) -> None:
     print("| model | global norm | " + " | ".join(STAGES) + " | frozen by clip |")
     print("|---|---|" + "---|" * len(STAGES) + "---|")
     integer = load_named_config(config, extra).model.spike_max > 1
+    rows = []  # (label, overrides): with Integer-LIF, each spiking model also with binary LIF
     for name, ovr in MODELS.items():
-        for d in (["model.spike_max=1"] if "SNN" in name and integer else []), []:
-            rows = [grads_at_init(config, ovr + d + extra, s) for s in seeds]
-            med = {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in rows[0]}
-            label = name + (" (binary LIF)" if d else "")
-            print(f"| {label} | {med['global']:.3g} | "
-                  + " | ".join(f"{med[s]:.3g}" for s in STAGES) + f" | {100 * med['frozen']:.0f} % |")
-            if not d and ("SNN" not in name or not integer):
-                break
+        if "SNN" in name and integer:
+            rows.append((name + " (binary LIF)", ovr + ["model.spike_max=1"]))
+        rows.append((name, ovr))
+    for label, ovr in rows:
+        runs = [grads_at_init(config, ovr + extra, s) for s in seeds]
+        med = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
+        print(f"| {label} | {med['global']:.3g} | "
+              + " | ".join(f"{med[s]:.3g}" for s in STAGES) + f" | {100 * med['frozen']:.0f} % |")
 
 
 def part_train(config: str, seeds: list[int], jobs: int, out: str, extra: list[str]) -> None:
