@@ -114,3 +114,47 @@ def test_early_stop_config_is_checked():
         load_config({"run": {"early_stop_patience": 0}})
     with pytest.raises(ValueError, match="run.early_stop_min_delta"):
         load_config({"run": {"early_stop_min_delta": -0.1}})
+
+
+# --------------------------------------------------------------------------- per-time-step loss
+def test_per_step_logits_average_to_the_model_output():
+    torch.manual_seed(0)
+    model = create_model("svf_tiny", num_classes=4).train()  # batch statistics: the network fires
+    x = torch.rand(2, 3, 3, 32, 32)
+    assert_fires(model, lambda: model(x))
+    # a train-mode call updates BN running stats, which RepConv's BN padding reads: same start
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        per_step = model(x, per_step=True)
+        model.load_state_dict(state)
+        out = model(x)
+    assert per_step.shape == (2, 3, 4)
+    assert not torch.allclose(per_step[:, 0], per_step[:, 1])  # frames differ, so the term differs
+    torch.testing.assert_close(per_step.mean(1), out, rtol=1e-6, atol=1e-6)
+
+
+def test_per_step_loss_is_the_mean_of_frame_losses_and_only_in_training():
+    from spikevideoformer.tasks.classification.task import ClassificationTask
+
+    torch.manual_seed(0)
+    model = create_model("svf_tiny", num_classes=4).train()
+    x, y = torch.rand(2, 3, 3, 32, 32), torch.tensor([1, 3])
+    task = ClassificationTask(4, label_smoothing=0.0, per_step_loss=True)
+    out = task.forward(model, (x, y))
+    assert out.shape == (2, 3, 4)
+    loss, metrics = task.loss(out, (x, y))
+    frame_losses = [F.cross_entropy(out[:, t], y) for t in range(3)]
+    torch.testing.assert_close(loss, torch.stack(frame_losses).mean())
+    assert loss > F.cross_entropy(out.mean(1), y) - 1e-6  # Jensen: CE is convex in the logits
+    assert metrics["acc"] == (out.mean(1).argmax(1) == y).float().mean().item()
+    model.eval()
+    assert task.forward(model, (x, y)).shape == (2, 4)  # evaluation sees the model's output
+
+
+def test_per_step_loss_is_rejected_outside_classification(tmp_path):
+    from spikevideoformer.engine.named_configs import load_named_config
+    from spikevideoformer.tasks.registry import get_task
+
+    cfg = load_named_config("seg_demo", ["optim.per_step_loss=true"], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="per_step_loss applies to classification only"):
+        get_task(cfg.run.task).check(cfg)

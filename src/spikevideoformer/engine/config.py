@@ -99,6 +99,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     grad_clip: Optional[float] = 1.0
     label_smoothing: float = 0.1
+    per_step_loss: bool = False
     amp: bool = False
     amp_dtype: str = "bfloat16"
     compact_spikes: bool = True

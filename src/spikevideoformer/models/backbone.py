@@ -215,16 +215,19 @@ class SpikeVideoFormer(nn.Module):
         feats = self._stages(video.transpose(0, 1))
         return [f.transpose(0, 1) for f in feats]
 
-    def forward_head(self, last: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, last: torch.Tensor, per_step: bool = False) -> torch.Tensor:
         """Classification head on time-major ``[T, B, C, H, W]``: spatial mean → LIF →
-        Linear → mean over T (official code; docs/design.md §2.7)."""
+        Linear → mean over T (official code; docs/design.md §2.7). ``per_step=True`` skips the
+        mean and returns the per-frame logits ``[B, T, K]`` (whose mean over T is the default
+        output), for the per-time-step loss (docs/design.md §7.4)."""
         x = self.head_lif(last.flatten(3).mean(3))  # [T, B, C]
         out = self.head(x)
         if self.head_kd is not None:
             out = (out + self.head_kd(x)) / 2
-        return out.mean(0)
+        return out.transpose(0, 1) if per_step else out.mean(0)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """``video [B, T, C, H, W]`` (or an image ``[B, C, H, W]`` = T 1) → logits ``[B, K]``."""
+    def forward(self, video: torch.Tensor, per_step: bool = False) -> torch.Tensor:
+        """``video [B, T, C, H, W]`` (or an image ``[B, C, H, W]`` = T 1) → logits ``[B, K]``
+        (``per_step=True``: per-frame logits ``[B, T, K]``, see :meth:`forward_head`)."""
         video = check_video(video, self.in_chans)
-        return self.forward_head(self._stages(video.transpose(0, 1))[-1])
+        return self.forward_head(self._stages(video.transpose(0, 1))[-1], per_step)

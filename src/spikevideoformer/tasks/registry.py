@@ -32,6 +32,9 @@ class TaskSpec:
 
     def check(self, cfg) -> None:
         """Reject a config this task cannot train, before any work."""
+        if cfg.optim.per_step_loss and self.name != "classification":
+            raise ValueError(f"optim.per_step_loss applies to classification only; the {self.name} "
+                             "loss is already computed on every frame's output")
 
     def build_data(self, cfg, **options):
         """:class:`~.datasets.TaskData` (train and val datasets, ...) of ``cfg``."""

@@ -21,6 +21,7 @@ class ClassificationSpec(TaskSpec):
     predict = staticmethod(predict_video)
 
     def check(self, cfg) -> None:
+        super().check(cfg)
         if cfg.model.num_classes < 2:
             raise ValueError("model.num_classes must be >= 2 for classification")
 
@@ -33,7 +34,7 @@ class ClassificationSpec(TaskSpec):
         return build_classifier(cfg)
 
     def make_task(self, cfg, data) -> ClassificationTask:
-        return ClassificationTask(cfg.model.num_classes, cfg.optim.label_smoothing)
+        return ClassificationTask(cfg.model.num_classes, cfg.optim.label_smoothing, cfg.optim.per_step_loss)
 
     def on_start(self, trainer, task, data) -> None:
         if trainer.is_main:

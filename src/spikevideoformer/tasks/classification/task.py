@@ -24,14 +24,20 @@ class ClassificationTask:
 
     Evaluation clips may be ``[B, T, C, H, W]`` (one view) or ``[B, V, T, C, H, W]`` (V views:
     temporal clips × spatial crops); view scores are averaged after softmax.
+
+    ``per_step_loss``: in training, the loss is the mean over the T frames of the cross-entropy
+    of each frame's logits (temporal efficient training, Deng et al. 2022; docs/design.md §7.4)
+    instead of the cross-entropy of their mean. The model's output (mean over T), evaluation and
+    prediction are unchanged; training accuracy is that of the mean logits.
     """
 
     main_metric = "val_acc"
     higher_is_better = True
 
-    def __init__(self, num_classes: int, label_smoothing: float = 0.1) -> None:
+    def __init__(self, num_classes: int, label_smoothing: float = 0.1, per_step_loss: bool = False) -> None:
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.per_step_loss = per_step_loss
         self.last_confusion: torch.Tensor | None = None
 
     @staticmethod
@@ -41,11 +47,20 @@ class ClassificationTask:
     def forward(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
         # an all-unreadable (None) batch never gets here: the Trainer skips and counts it
         clips, _ = unpack_batch(batch)
-        return model(clips.to(self._device(model), non_blocking=True))
+        clips = clips.to(self._device(model), non_blocking=True)
+        if self.per_step_loss and model.training:
+            return model(clips, per_step=True)  # [B, T, K]
+        return model(clips)
 
     def loss(self, output: torch.Tensor, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         labels = unpack_batch(batch)[1].to(output.device)
-        loss = F.cross_entropy(output.float(), labels, label_smoothing=self.label_smoothing)
+        if output.dim() == 3:  # per-frame logits [B, T, K]: mean of the per-frame losses
+            t = output.shape[1]
+            loss = F.cross_entropy(output.float().flatten(0, 1), labels.repeat_interleave(t),
+                                   label_smoothing=self.label_smoothing)
+            output = output.mean(1)
+        else:
+            loss = F.cross_entropy(output.float(), labels, label_smoothing=self.label_smoothing)
         acc = (output.argmax(1) == labels).float().mean().item()
         return loss, {"acc": acc}
 
