@@ -103,3 +103,19 @@ def dyadic(folded: torch.nn.Module, unfolded_bn: bool = False) -> torch.nn.Modul
                 for t in (m.running_mean, m.weight, m.bias):
                     t.copy_(torch.round(t * 8) / 8)
     return folded
+
+
+def train_named(config: str, overrides: list[str], out_dir: Path, seed: int) -> list[dict]:
+    """Train a shipped config (+ ``overrides``) quietly into ``out_dir``; its per-epoch history.
+    The demos' reduced learning tests use it (benchmarks/learning_spread.py measures them)."""
+    import contextlib
+    import io
+
+    from spikevideoformer.engine import read_jsonl
+    from spikevideoformer.engine.named_configs import load_named_config
+    from spikevideoformer.tasks.fit import fit_task
+
+    cfg = load_named_config(config, list(overrides) + [f"run.seed={seed}"], out_dir=out_dir)
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit_task(cfg, progress=False)
+    return read_jsonl(Path(out_dir) / "metrics.jsonl")
