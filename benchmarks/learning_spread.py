@@ -27,9 +27,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def _cases():
+    import test_classification as cls
     import test_engine_trainer as tr
     import test_pose_task as pose
     import test_seg_task as seg
+
+    def in_tmp(fn):
+        def run(seed: int) -> float:
+            with tempfile.TemporaryDirectory() as d:
+                return fn(seed, Path(d))
+        return run
 
     def trainer_run(seed: int) -> dict:
         with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
@@ -51,6 +58,9 @@ def _cases():
         "seg_loss_ratio": (lambda s: seg.seg_loss_ratio(seg.seg_loss_curve(s)), seg.SEG_RATIO_MAX, "<"),
         "trainer_loss_drop": (trainer_drop, tr.LOSS_DROP_MIN, ">"),
         "trainer_val_acc": (trainer_acc, tr.VAL_ACC_MIN, ">"),
+        "cls_reduced_demo_acc": (in_tmp(cls.reduced_demo_acc), cls.REDUCED_DEMO_ACC_MIN, ">"),
+        "seg_reduced_demo_miou": (in_tmp(seg.reduced_demo_miou), seg.REDUCED_DEMO_MIOU_MIN, ">"),
+        "pose_reduced_demo_ratio": (in_tmp(pose.reduced_demo_ratio), pose.REDUCED_DEMO_RATIO_MAX, "<"),
     }
 
 
