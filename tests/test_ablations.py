@@ -137,12 +137,11 @@ def test_write_csv_union_header_float_format_atomic(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_study_reproduces_the_readme_orderings(tmp_path):
-    """docs/ablations.md `--quick` claims (about 8 min on 2 cores): dot does not train,
-    spatial-only reaches >= 99 % on every seed (measured 99.2-100 over two runs; the exact value
-    moves with bit-level changes of the arithmetic), and beats the full model on average."""
+def test_quick_study_every_variant_trains(tmp_path):
+    """docs/ablations.md `--quick` claims (about 6 min on 2 cores): with zero-init every variant,
+    dot-product attention included, trains (measured: 100 % on every seed, no skipped update)."""
     assert svf_main(["ablate", "--quick", "--jobs", "2", "--out", str(tmp_path)]) == 0
     rows = {r["variant"]: r for r in summarize(read_runs(tmp_path / "runs.csv"))}
-    assert rows["dot/joint"]["max"] < 0.6 and rows["dot/joint"]["skipped_steps"] > 0
-    assert rows["hamming/spatial (neuron-only time)"]["min"] >= 0.95
-    assert rows["hamming/spatial (neuron-only time)"]["mean"] > rows["hamming/joint (full)"]["mean"]
+    assert set(rows) == {"hamming/joint (full)", "dot/joint", "hamming/spatial (neuron-only time)"}
+    for name, row in rows.items():
+        assert row["min"] >= 0.95 and row["skipped_steps"] == 0, (name, row)
