@@ -29,10 +29,11 @@ class TaskSpec:
     name: str = ""
     options: Sequence[str] = ()
     predict: Optional[Any] = None  # ``predict(video, checkpoint, topk)`` where the task has one
+    per_step_loss: bool = False  # whether the task honours ``optim.per_step_loss`` (docs/design.md §7.4)
 
     def check(self, cfg) -> None:
         """Reject a config this task cannot train, before any work."""
-        if cfg.optim.per_step_loss and self.name != "classification":
+        if cfg.optim.per_step_loss and not self.per_step_loss:
             raise ValueError(f"optim.per_step_loss applies to classification only; the {self.name} "
                              "loss is already computed on every frame's output")
 

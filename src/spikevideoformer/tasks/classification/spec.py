@@ -18,6 +18,7 @@ class ClassificationSpec(TaskSpec):
     """Video classification: cross-entropy, top-1/top-5, confusion matrix; ``svf predict``."""
 
     name = "classification"
+    per_step_loss = True
     predict = staticmethod(predict_video)
 
     def check(self, cfg) -> None:

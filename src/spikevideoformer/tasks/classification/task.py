@@ -54,13 +54,11 @@ class ClassificationTask:
 
     def loss(self, output: torch.Tensor, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         labels = unpack_batch(batch)[1].to(output.device)
+        logits, targets = output, labels
         if output.dim() == 3:  # per-frame logits [B, T, K]: mean of the per-frame losses
-            t = output.shape[1]
-            loss = F.cross_entropy(output.float().flatten(0, 1), labels.repeat_interleave(t),
-                                   label_smoothing=self.label_smoothing)
+            logits, targets = output.flatten(0, 1), labels.repeat_interleave(output.shape[1])
             output = output.mean(1)
-        else:
-            loss = F.cross_entropy(output.float(), labels, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         acc = (output.argmax(1) == labels).float().mean().item()
         return loss, {"acc": acc}
 
