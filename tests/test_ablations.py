@@ -11,7 +11,8 @@ from spikevideoformer.cli import main as svf_main
 from spikevideoformer.tasks import ablations
 from spikevideoformer.tasks.ablation_report import read_runs, write_outputs
 from spikevideoformer.tasks.ablations import (
-    HEADLINE_VARIANTS, VARIANTS, AblationRun, headline_budget, markdown_table, run_ablations, summarize,
+    CONFIG_VARIANTS, GRID_VARIANTS, HEADLINE_VARIANTS, PAPER_VARIANTS, VARIANTS, AblationRun, curves,
+    headline_budget, markdown_table, run_ablations, summarize,
 )
 
 CONFIG = "src/spikevideoformer/configs/ablate.yaml"
@@ -20,7 +21,8 @@ TINY = ["data.train_samples=32", "data.val_samples=16", "data.batch_size=16", "d
 
 
 def _run(variant, seed, acc, auc=0.5):
-    return AblationRun(variant, seed, acc, acc, auc, 3, 1.0, skipped_steps=seed)
+    return AblationRun(variant, seed, acc, acc, auc, 3, 1.0, skipped_steps=seed,
+                       energy_mj=0.1 + 0.01 * seed, firing_rate=0.05)
 
 
 def test_headline_budget_scales_the_budget():
@@ -38,12 +40,22 @@ def test_summary_mean_std_and_outputs(tmp_path):
     table = markdown_table(rows)
     assert "| a | 2 | 60.0 ± 14.1 | 50.0 | 70.0 | 50.0 ± 14.1 | 1 |" in table
     assert "| b | 1 | 30.0 |" in table  # one seed: no ± nan
-    paths = write_outputs(runs, tmp_path / "new", chance=0.5)
+    assert table.splitlines()[2].endswith("| 1 | 0.1050 | 0.050 |")  # energy and rate: seed means
+    paths = write_outputs(runs, tmp_path / "new", chance=0.5,
+                          curves={("a", 0): [0.3, 0.5], ("a", 1): [0.4, 0.7], ("b", 0): [0.3]})
     assert paths["png"].stat().st_size > 1000 and paths["markdown"].read_text() == table + "\n"
+    assert paths["curves"].stat().st_size > 1000
     assert paths["runs"].read_text().count("\n") == 4
     assert read_runs(paths["runs"]) == runs  # round trip, types included
     with pytest.raises(ValueError, match="not an ablation runs.csv"):
         read_runs(paths["summary"])
+    # a runs.csv written before the energy columns existed reads back with nan energies
+    old = tmp_path / "old.csv"
+    lines = paths["runs"].read_text().splitlines()
+    old.write_text("\n".join(",".join(c.split(",")[:-2]) for c in lines) + "\n")
+    back = read_runs(old)
+    assert [r.final for r in back] == [r.final for r in runs] and math.isnan(back[0].energy_mj)
+    assert "| – | – |" in markdown_table(summarize(back))
     with pytest.raises(ValueError, match="at least one run"):
         write_outputs([], tmp_path)
 
@@ -52,7 +64,15 @@ def test_paper_variants_present_and_bad_arguments_rejected(tmp_path):
     for name in ("dot/joint", "spatial, no temporal state", "scale 1/8", "image-pretrained init",
                  "hamming/factorized", "hamming/hierarchical", "scale 1/sqrt(d)"):
         assert name in VARIANTS
-    assert set(HEADLINE_VARIANTS) <= set(VARIANTS)
+    assert set(HEADLINE_VARIANTS) <= set(VARIANTS) and set(PAPER_VARIANTS) <= set(VARIANTS)
+    # the DigitRelay study: the full {Hamming, dot} x design grid, scale, init, no-state control
+    grid = CONFIG_VARIANTS["relay_ablate"]
+    assert grid == GRID_VARIANTS and set(grid) <= set(VARIANTS) and len(set(grid)) == 11
+    for a in ("hamming", "dot"):
+        for d in ("joint", "spatial", "factorized", "hierarchical"):
+            assert [n for n in grid if n.split(" ")[0] in (f"{a}/{d}", f"{a}/{d} (full)")] or \
+                (a, d) == ("hamming", "joint"), (a, d)
+    assert "model.design=spatial" in VARIANTS["dot/spatial"] and "model.attention=dot" in VARIANTS["dot/spatial"]
     with pytest.raises(ValueError, match="unknown ablation variant"):
         run_ablations(CONFIG, tmp_path, variants=["cosine"])
     with pytest.raises(ValueError, match="jobs"):
@@ -69,9 +89,13 @@ def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypat
     for r in serial:
         assert 0 <= r.final <= 1 and r.epochs == 2 and 0 <= r.mean_over_epochs <= 1
         assert r.metric == "val_acc"
+        assert r.energy_mj > 0 and 0 <= r.firing_rate <= 1  # profiled best checkpoint
         saved = json.loads((tmp_path / "s" / ablations._slug(r.variant) / f"seed{r.seed}"
                             / "ablation_run.json").read_text())
         assert saved["run"]["final"] == r.final
+    got = curves(serial, tmp_path / "s")
+    assert set(got) == {(r.variant, r.seed) for r in serial}
+    assert all(len(c) == 2 and c[-1] == r.final for r, c in zip(serial, got.values()))
     # the same study again: read back, nothing retrained
     monkeypatch.setattr(ablations, "_train_one", lambda spec: pytest.fail("retrained"))
     assert run_ablations(CONFIG, tmp_path / "s", seeds=(0, 1), variants=names, overrides=TINY,

@@ -14,11 +14,11 @@ from spikevideoformer.tasks.datasets import build_dataset, dataset_names
 
 CHANCE = 0.25
 # Blindness margin. Measured with probe_accuracies below (3000 train / 1000 val clips, MLP on
-# 8x8-pooled grey frames), data seeds 0-5, 24 values: single frame t = 0: 0.218-0.275, t = 4:
-# 0.225-0.261, frame average 0.239-0.275, per-frame model averaged over time 0.234-0.261;
-# together mean 0.248, std 0.013 (the binomial std at 1000 clips is 0.014). Chance +- 0.06 is
-# > 4 std. Positive controls, same MLP: absolute frame differences 1.000 on every seed, all
-# raw frames in order 0.972-0.982.
+# 8x8-pooled grey frames; default design: flash, gap 1), data seeds 0-5, 24 values: single frame
+# t = 0: 0.231-0.263, t = 3: 0.235-0.265, frame average 0.233-0.265, per-frame model averaged
+# over time 0.240-0.269; together mean 0.250, std 0.011 (the binomial std at 1000 clips is
+# 0.014). Chance +- 0.06 is > 4 std. Positive controls, same MLP: absolute frame differences
+# 0.994-0.999, all raw frames in order 0.994-0.999.
 MARGIN = 0.06
 
 
@@ -33,9 +33,9 @@ def test_shapes_dtype_range_and_classes():
     assert 0.0 <= float(clip.min()) and float(clip.max()) <= 1.0 and float(clip.max()) > 0.5
     assert isinstance(label, int) and label == 1
     assert ds.classes == ["clockwise", "counterclockwise", "rows", "columns"] == RELAY_CLASSES[4]
-    grey = DigitRelay("val", num_samples=4, num_classes=2, channels=1, num_frames=10, size=96)
+    grey = DigitRelay("val", num_samples=4, num_classes=2, channels=1, num_frames=12, size=96)
     c, l = grey[3]
-    assert c.shape == (10, 1, 96, 96) and grey.classes == ["clockwise", "counterclockwise"] and l == 1
+    assert c.shape == (12, 1, 96, 96) and grey.classes == ["clockwise", "counterclockwise"] and l == 1
     assert float(c.max()) > 0.9  # white digits at full intensity
     assert len(ds) == 12 and ds[-1][1] == ds[11][1]
 
@@ -74,33 +74,62 @@ def test_splits_use_disjoint_digits_and_streams():
     assert tr["rest"] != va["rest"] or tr["phase"] != va["phase"]  # different random streams
 
 
-def test_hops_follow_the_route_of_the_label():
+def _time_order(hop_frames: dict) -> tuple:
+    """Quadrant ids in the order of their first activity, rotated to start at TL (id 0)."""
+    order = tuple(sorted(hop_frames, key=lambda q: hop_frames[q][0]))
+    start = order.index(0)
+    return order[start:] + order[:start]
+
+
+def test_flashes_follow_the_route_of_the_label():
+    """Default design: in every frame exactly one digit is lit, in the order of the route."""
     ds = DigitRelay("test", num_samples=40)
+    half = ds.size // 2
+    assert ds.event == "flash" and ds.period == 4 and ds.num_frames == 8
+    for i in range(len(ds)):
+        p = ds.clip_params(i)
+        clip = ds[i][0].numpy()
+        assert sorted(t for ts in p["hop_frames"].values() for t in ts) == list(range(ds.num_frames))
+        for q, frames in p["hop_frames"].items():
+            assert [b - a for a, b in zip(frames, frames[1:])] == [ds.period] * (len(frames) - 1)
+            for t in frames:  # the lit quadrant is the brightest one, the others stay dim
+                peaks = [clip[t, :, y:y + half, x:x + half].max()
+                         for y, x in ((0, 0), (0, half), (half, half), (half, 0))]
+                others = max(v for k, v in enumerate(peaks) if k != q)
+                assert int(np.argmax(peaks)) == q and others <= ds.dim + 1e-6 < 0.5 < peaks[q]
+        assert _time_order(p["hop_frames"]) in _ROUTES[ds.classes[p["label"]]]
+
+
+def test_hops_follow_the_route_of_the_label():
+    """The first design (``event="hop"``, ``gap=None``): one hop per digit, spread over T."""
+    ds = DigitRelay("test", num_samples=40, event="hop", gap=None)
     half = ds.size // 2
     for i in range(len(ds)):
         p = ds.clip_params(i)
         clip = ds[i][0].numpy()
-        rest = clip[(p["hop_frames"][0] + 1) % ds.num_frames]  # a hop frame is followed by rest
+        first = {q: ts[0] for q, ts in p["hop_frames"].items()}
+        assert all(len(ts) == 1 for ts in p["hop_frames"].values())
+        rest = clip[(first[0] + 1) % ds.num_frames]  # a hop frame is followed by rest
         changed = {t for t in range(ds.num_frames) if not np.array_equal(clip[t], rest)}
-        assert changed == set(p["hop_frames"].values())
-        for q, t in p["hop_frames"].items():  # the change lies around the hopping digit's quadrant
+        assert changed == set(first.values())
+        for q, t in first.items():  # the change lies around the hopping digit's quadrant
             ys, xs = np.nonzero(np.abs(clip[t] - rest).sum(0))
             cy, cx = (QUADRANTS[q][0] == "B") * half + half / 2, (QUADRANTS[q][1] == "R") * half + half / 2
             assert abs(ys.mean() - cy) < half / 2 + ds.hop and abs(xs.mean() - cx) < half / 2 + ds.hop
-        order = tuple(sorted(p["hop_frames"], key=p["hop_frames"].get))  # quadrants in time order
-        start = order.index(0)
-        assert order[start:] + order[:start] in _ROUTES[ds.classes[p["label"]]]
+        assert _time_order(p["hop_frames"]) in _ROUTES[ds.classes[p["label"]]]
 
 
-def test_every_class_gives_the_same_multiset_of_frames():
+@pytest.mark.parametrize("kw", [dict(num_frames=8), dict(num_frames=12, gap=3),
+                                dict(num_frames=10, event="hop", gap=None)])
+def test_every_class_gives_the_same_multiset_of_frames(kw):
     """The construction behind the blindness: for one scene, each route permutes the frames."""
-    ds = DigitRelay("train", num_samples=8, num_frames=10)
+    ds = DigitRelay("train", num_samples=8, **kw)
     for i in range(4):
         p = ds.clip_params(i)
         bags, means = set(), []
         for routes in _ROUTES.values():
             for route in routes:
-                p["hop_frames"] = {q: (s - p["phase"]) % ds.num_frames for q, s in zip(route, ds.hop_slots)}
+                p["hop_frames"] = ds.hop_frames(route, p["phase"])
                 clip = torch.from_numpy(ds.render(p))
                 bags.add(tuple(sorted(_hash(f) for f in clip)))
                 means.append(clip.double().mean(0))
@@ -150,7 +179,7 @@ def pooled():
 
 def probe_accuracies(xtr, ytr, xva, yva, seed: int = 0) -> dict[str, float]:
     """The probes of the test: blind views, then the temporal positive control."""
-    views = {"frame_0": lambda x: x[:, 0], "frame_4": lambda x: x[:, 4], "frame_average": lambda x: x.mean(1),
+    views = {"frame_0": lambda x: x[:, 0], "frame_3": lambda x: x[:, 3], "frame_average": lambda x: x.mean(1),
              "frame_differences": lambda x: (x[:, 1:] - x[:, :-1]).abs(), "all_frames": lambda x: x}
     acc = {k: _probe(v(xtr), ytr, v(xva), yva, seed=seed) for k, v in views.items()}
     acc["per_frame_model"] = _probe(xtr, ytr, xva, yva, per_frame=True, seed=seed)
@@ -160,7 +189,7 @@ def probe_accuracies(xtr, ytr, xva, yva, seed: int = 0) -> dict[str, float]:
 def test_no_single_frame_frame_average_or_per_frame_model_tells_the_class(pooled):
     acc = probe_accuracies(*pooled)
     print("DigitRelay probe accuracies (chance 0.25):", {k: round(v, 3) for k, v in acc.items()})
-    for view in ("frame_0", "frame_4", "frame_average", "per_frame_model"):
+    for view in ("frame_0", "frame_3", "frame_average", "per_frame_model"):
         assert abs(acc[view] - CHANCE) < MARGIN, acc
     assert acc["frame_differences"] > 0.9, acc  # the same probe does learn from temporal change
     assert acc["all_frames"] > 0.8, acc  # ... and from the raw frames in order
@@ -173,6 +202,8 @@ def test_no_single_frame_frame_average_or_per_frame_model_tells_the_class(pooled
     (dict(size=30), ValueError), (dict(size=65), ValueError), (dict(channels=2), ValueError),
     (dict(digit_scale=40), ValueError), (dict(hop=32), ValueError), (dict(num_samples=2.5), TypeError),
     (dict(seed=-1), ValueError), (dict(jitter=9), ValueError), (dict(jitter=-1), ValueError),
+    (dict(gap=3), ValueError), (dict(gap=0), ValueError), (dict(num_frames=10), ValueError),
+    (dict(event="blink"), ValueError), (dict(dim=1.0), ValueError), (dict(dim=-0.1), ValueError),
 ])
 def test_bad_arguments(kwargs, err):
     with pytest.raises(err):
@@ -203,7 +234,8 @@ def test_builder_is_registered_and_builds_both_splits():
 
 
 @pytest.mark.parametrize("change, key", [
-    (dict(size=32), "data.size >= 64, got 32"), (dict(num_frames=4), "data.num_frames >= 8, got 4"),
+    (dict(size=32), "data.size >= 64, got 32"), (dict(num_frames=4), "data.num_frames >= 8 and a multiple of 4, got 4"),
+    (dict(num_frames=10), "data.num_frames >= 8 and a multiple of 4, got 10"),
     (dict(num_classes=3), r"model.num_classes one of \[2, 4\], got 3"),
     (dict(modality="event"), "data.modality rgb or gray, got 'event'"),
 ])

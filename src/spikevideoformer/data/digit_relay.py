@@ -1,10 +1,9 @@
 """DigitRelay: an embedded video task whose label is the *order* of events at four places.
 
 Four real handwritten digits (``sklearn.datasets.load_digits``, as in :mod:`.moving_digits`) rest
-near the centres of the four quadrants of a black canvas. In turn, each digit *hops*: it is
-drawn ``hop`` pixels away from its rest position (in a random direction of its own) for one
-frame, then returns. The hop is passed on like a relay baton; the class is the route it takes through
-the quadrants (TL, TR, BR, BL as seen on screen):
+near the centres of the four quadrants of a black canvas. In turn, one digit is *active*; the
+activity is passed on like a relay baton, and the class is the route it takes through the
+quadrants (TL, TR, BR, BL as seen on screen):
 
 ====================  ===================================================
 ``clockwise``         TL → TR → BR → BL → TL ...
@@ -17,13 +16,23 @@ the quadrants (TL, TR, BR, BL as seen on screen):
 class a model has to relate *when* something happened in one quadrant to when something
 happened in another.
 
+Two renderings of "active" (``event``):
+
+* ``"flash"`` (default): every digit is drawn at ``dim`` brightness, the active one at full
+  brightness, in place. With the default ``gap = 1`` the baton moves on every frame, so a clip of
+  T = 8 frames holds two periods of the route: 8 handovers to learn from.
+* ``"hop"``: the active digit is drawn ``hop`` pixels away from its rest position (in a random
+  direction of its own) for one frame. With ``gap=None`` the four hops are spread over one
+  period of T frames (frames ``floor(k * T / 4)``), each followed by rest frames: the first
+  design of this task, which svf_tiny did not learn within an ablation budget (docs/ablations.md).
+
 **Why no single frame, frame average or per-frame model can tell the class (exact, by
-construction).** A clip is one full period of a T-periodic sequence: the four hops occupy the
-frames ``floor(k * T / 4)``, ``k = 0..3``, every other frame shows all digits at rest, and the
-clip starts at a uniformly random phase of the period. Digits, rest positions, hop vectors and
-colours are drawn independently of the label; the class only decides *which* digit hops in
-which slot. So for the same scene every class yields the same *multiset* of frames (T - 4 rest
-frames and one hop frame per digit), in a different order. Hence
+construction).** The activity is periodic with period ``P`` (``4 * gap``, or ``T`` with
+``gap=None``); the four handovers occupy the slots ``0, gap, 2 gap, 3 gap`` of a period (other
+slots show all digits at rest); a clip holds ``T / P`` whole periods and starts at a uniformly
+random phase. Digits, rest positions, hop vectors and colours are drawn independently of the
+label; the class only decides *which* digit is active in which slot. So for the same scene every
+class yields the same *multiset* of frames, in a different order. Hence
 
 * frame ``t`` is a uniformly random member of that multiset (random phase): its distribution is
   the same for every class, for every ``t``;
@@ -76,22 +85,26 @@ def _paste(canvas: np.ndarray, sprite: np.ndarray, y: int, x: int) -> None:
 
 
 class DigitRelay(Dataset):
-    """Deterministic relay clips: four digits hop in turn; the class is the route of the hop.
+    """Deterministic relay clips: the four digits are active in turn; the class is the route.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
         num_samples: number of clips (default 5000 for train, 1000 otherwise).
-        num_frames: frames per clip ``T`` (>= 8, so every hop frame is followed by a rest frame).
+        num_frames: frames per clip ``T`` (>= 8; a multiple of ``4 * gap``).
         size: canvas height and width in pixels (>= 32, even).
         num_classes: 4 (clockwise, counterclockwise, rows, columns) or 2 (the first two).
         seed: base seed; ``(seed, split, index)`` fully determines a clip.
         channels: 3 (each digit in a random palette colour) or 1 (white digits).
         digit_scale: digit sprite size in pixels (default ``size / 4``).
-        hop: hop distance in pixels (default ``size / 8``).
-        jitter: a digit rests within +-``jitter`` pixels of its quadrant's centre. Small values
-            make a hop visible inside one frame (a digit out of place), so a model need not first
-            discover frame differencing: an MLP on 8x8-pooled raw frames (3000 clips) reaches
-            1.00 / 0.97 / 0.56 / 0.25 held-out accuracy at jitter 0 / 2 / 4 / 8 (default 2).
+        hop: hop distance in pixels for ``event="hop"`` (default ``size / 8``).
+        jitter: a digit rests within +-``jitter`` pixels of its quadrant's centre. With
+            ``event="hop"``, small values make a hop visible inside one frame (a digit out of
+            place): an MLP on 8x8-pooled raw frames (3000 clips) reaches 1.00 / 0.97 / 0.56 /
+            0.25 held-out accuracy at jitter 0 / 2 / 4 / 8 (default 2).
+        gap: frames between two handovers (default 1: the baton moves every frame); ``None``
+            spreads the four handovers over one period of ``T`` frames.
+        event: ``"flash"`` (default; the active digit lights up) or ``"hop"`` (it jumps).
+        dim: brightness of the digits at rest with ``event="flash"``, in [0, 1).
 
     ``ds[i]`` returns ``(clip, label)`` with ``clip`` float32 ``[num_frames, channels, size, size]``
     in [0, 1] (overlapping digits: the brighter pixel wins) and ``label`` an int. Labels are
@@ -100,7 +113,8 @@ class DigitRelay(Dataset):
 
     def __init__(self, split: str = "train", num_samples: Optional[int] = None, num_frames: int = 8,
                  size: int = 64, num_classes: int = 4, seed: int = 0, channels: int = 3,
-                 digit_scale: Optional[int] = None, hop: Optional[int] = None, jitter: int = 2) -> None:
+                 digit_scale: Optional[int] = None, hop: Optional[int] = None, jitter: int = 2,
+                 gap: Optional[int] = 1, event: str = "flash", dim: float = 0.35) -> None:
         self.split, self.num_samples = split_and_size(split, num_samples)
         self.num_frames = _pos_int("num_frames", num_frames, 8)
         self.size = _pos_int("size", size, 32)
@@ -126,10 +140,24 @@ class DigitRelay(Dataset):
         if self.jitter > (half - self.digit_scale) // 2:
             raise ValueError(f"jitter ({self.jitter}) must be <= {(half - self.digit_scale) // 2} "
                              "(a digit rests inside its quadrant)")
+        if event not in ("hop", "flash"):
+            raise ValueError(f"event must be 'hop' or 'flash', got {event!r}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, float)) or not 0.0 <= dim < 1.0:
+            raise ValueError(f"dim must be a number in [0, 1), got {dim!r}")
+        self.event, self.dim = event, float(dim)
         self.classes = list(RELAY_CLASSES[self.num_classes])
         self.digit_indices = digit_split_indices(split)
-        # period slots of the four hops (the clip is one full period)
-        self.hop_slots = tuple(k * self.num_frames // 4 for k in range(4))
+        # slots of the four hops within one period; the clip is a whole number of periods
+        if gap is None:
+            self.gap, self.period = None, self.num_frames
+            self.hop_slots = tuple(k * self.num_frames // 4 for k in range(4))
+        else:
+            self.gap = _pos_int("gap", gap, 1)
+            self.period = 4 * self.gap
+            if self.num_frames % self.period:
+                raise ValueError(f"num_frames ({self.num_frames}) must be a multiple of 4 * gap "
+                                 f"({self.period}): a clip holds whole periods of the relay")
+            self.hop_slots = tuple(k * self.gap for k in range(4))
 
     def __len__(self) -> int:
         return self.num_samples
@@ -149,7 +177,7 @@ class DigitRelay(Dataset):
         index = int(index) % self.num_samples
         rng = self._rng(index)
         label = index % self.num_classes
-        half, d, T = self.size // 2, self.digit_scale, self.num_frames
+        half, d = self.size // 2, self.digit_scale
         # the scene: drawn the same way for every class
         digits = rng.choice(self.digit_indices, size=4, replace=False)
         offsets = (half - d) // 2 + rng.integers(-self.jitter, self.jitter + 1, size=(4, 2))
@@ -157,15 +185,22 @@ class DigitRelay(Dataset):
         angles = rng.uniform(0.0, 2.0 * np.pi, size=4)
         hops = np.rint(self.hop * np.stack([np.sin(angles), np.cos(angles)], 1)).astype(np.int64)
         colours = rng.integers(0, len(_PALETTE), size=4)
-        phase = int(rng.integers(0, T))
+        phase = int(rng.integers(0, self.period))
         # the label: which quadrant hops in which slot
         routes = _ROUTES[self.classes[label]]
         route = routes[int(rng.integers(0, len(routes)))]
-        hop_frames = {q: (slot - phase) % T for q, slot in zip(route, self.hop_slots)}
+        hop_frames = self.hop_frames(route, phase)
         return dict(index=index, label=label, digits=[int(v) for v in digits],
                     rest=(corners + offsets).tolist(), hops=hops.tolist(),
                     colours=[int(c) for c in colours], route=list(route), phase=phase,
                     hop_frames=hop_frames)
+
+    def hop_frames(self, route, phase: int) -> dict[int, list[int]]:
+        """Quadrant id -> the clip frames in which its digit is active, for a route (quadrant ids
+        in slot order) and a phase in ``[0, period)``."""
+        P = self.period
+        return {q: [(slot - phase) % P + k * P for k in range(self.num_frames // P)]
+                for q, slot in zip(route, self.hop_slots)}
 
     def render(self, params: dict) -> np.ndarray:
         """Render clip parameters to float32 ``[T, channels, size, size]`` in [0, 1]."""
@@ -179,11 +214,15 @@ class DigitRelay(Dataset):
                 grey = np.zeros((s, s), dtype=np.float32)
                 _paste(grey, sprites[params["digits"][q]], py, px)
                 layers[q, k] = grey[None] * colours[q][:, None, None]
+        if self.event == "flash":  # at rest every digit is dim; the active one lights up in place
+            layers[:, 1] = layers[:, 0]
+            layers[:, 0] *= self.dim
         rest = layers[:, 0].max(axis=0)  # [C, H, W]
         clip = np.repeat(rest[None], T, axis=0)  # [T, C, H, W]
-        for q, t in params["hop_frames"].items():
+        for q, frames in params["hop_frames"].items():
             others = [layers[o, 0] for o in range(4) if o != q]
-            clip[t] = np.maximum.reduce(others + [layers[q, 1]])
+            for t in frames:
+                clip[t] = np.maximum.reduce(others + [layers[q, 1]])
         return clip
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
@@ -194,4 +233,4 @@ class DigitRelay(Dataset):
         return (f"DigitRelay(split={self.split!r}, num_samples={self.num_samples}, "
                 f"num_frames={self.num_frames}, size={self.size}, num_classes={self.num_classes}, "
                 f"seed={self.seed}, channels={self.channels}, digit_scale={self.digit_scale}, "
-                f"hop={self.hop})")
+                f"event={self.event!r}, gap={self.gap}, hop={self.hop})")

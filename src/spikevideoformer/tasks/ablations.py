@@ -34,7 +34,7 @@ from .datasets import TaskData
 from .fit import fit_task
 from .registry import get_task
 
-__all__ = ["VARIANTS", "HEADLINE_VARIANTS", "headline_budget", "AblationRun", "run_ablations",
+__all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "CONFIG_VARIANTS", "HEADLINE_VARIANTS", "curves", "headline_budget", "AblationRun", "run_ablations",
            "summarize", "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
@@ -48,8 +48,20 @@ VARIANTS: dict[str, list[str]] = {
     "scale 1/8": ["model.attention_scale=1/8"],
     "scale 1/sqrt(d)": ["model.attention_scale=1/sqrt(d)"],
     "image-pretrained init": [],  # + T = 1 pre-training on DigitFrames, see _pretrain
+    "dot/spatial": ["model.attention=dot", "model.design=spatial"],
+    "dot/factorized": ["model.attention=dot", "model.design=factorized"],
+    "dot/hierarchical": ["model.attention=dot", "model.design=hierarchical"],
 }
 PRETRAINED = "image-pretrained init"
+# the study of the 16x16 / 32x32 configs (before the dot x design grid was added)
+PAPER_VARIANTS = list(VARIANTS)[:9]
+# the full grid: {Hamming, dot} x {joint, spatial, factorized, hierarchical}, scale 1/8,
+# image-pretrained init, and the no-temporal-state control (frame-order blind)
+GRID_VARIANTS = [FULL, "hamming/spatial (neuron-only time)", "hamming/factorized",
+                 "hamming/hierarchical", "dot/joint", "dot/spatial", "dot/factorized",
+                 "dot/hierarchical", "scale 1/8", PRETRAINED, "spatial, no temporal state"]
+# variants ``svf ablate`` trains by default, per shipped config (others: PAPER_VARIANTS)
+CONFIG_VARIANTS = {"relay_ablate": GRID_VARIANTS}
 
 # ``svf ablate --quick``: the paper's two headline comparisons (Hamming vs dot, joint vs spatial)
 # on the headline budget: two thirds of the epochs and half the validation set (ablate config:
@@ -77,6 +89,8 @@ class AblationRun:
     seconds: float
     skipped_steps: int = 0   # updates skipped for a non-finite gradient norm
     metric: str = "val_acc"
+    energy_mj: float = math.nan    # energy per clip of the best checkpoint (analysis.profile)
+    firing_rate: float = math.nan  # its mean firing rate over all spiking neurons
 
 # field names of ablation_run.json files written before the metric became task-generic
 _OLD_FIELDS = {"val_acc": "final", "best_val_acc": "best", "mean_val_acc": "mean_over_epochs"}
@@ -122,12 +136,41 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     res = fit_task(cfg, get_task(cfg.run.task), progress=spec["progress"])
     metric = res["main_metric"]
     records = _last_run_records(out / "metrics.jsonl", metric)
+    seconds = time.perf_counter() - t0
+    energy_mj, rate = _energy(cfg, out / "best")
     run = AblationRun(spec["variant"], spec["seed"], float(res[metric]), float(res["best_metric"]),
                       statistics.fmean(float(r[metric]) for r in records), len(records),
-                      time.perf_counter() - t0,
-                      sum(int(r.get("nonfinite_grad_steps", 0)) for r in records), metric)
+                      seconds, sum(int(r.get("nonfinite_grad_steps", 0)) for r in records), metric,
+                      energy_mj, rate)
     write_json(out / "ablation_run.json", {"spec": _identity(spec), "run": asdict(run)})
     return asdict(run)
+
+
+def _energy(cfg: TrainConfig, checkpoint: Path, clips: int = 4) -> tuple[float, float]:
+    """Energy per clip (mJ, 45 nm) and mean firing rate of the deployed (folded) network of
+    ``checkpoint`` on the first ``clips`` validation clips (docs/energy.md)."""
+    import torch
+
+    from ..analysis.energy import profile
+    from ..engine.checkpoint import load_model_weights
+    spec = get_task(cfg.run.task)
+    data = spec.build_data(cfg)
+    model = spec.build_model(cfg, data)
+    load_model_weights(checkpoint, model)
+    video = torch.stack([data.val[i][0] for i in range(min(clips, len(data.val)))])
+    report = profile(model, video)
+    return float(report.total_energy_mj), float(report.mean_firing_rate)
+
+
+def curves(runs: Sequence[AblationRun], out_dir: str | Path) -> dict[tuple[str, int], list[float]]:
+    """Per (variant, seed): the main metric after every epoch, read from the run's metrics log
+    (runs whose directory is gone are left out)."""
+    out = {}
+    for r in runs:
+        log = Path(out_dir) / _slug(r.variant) / f"seed{r.seed}" / "metrics.jsonl"
+        if log.is_file():
+            out[(r.variant, r.seed)] = [float(x[r.metric]) for x in _last_run_records(log, r.metric)]
+    return out
 
 
 def _identity(spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +264,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 
 
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(kept) if kept else math.nan
+
+
 def metric_display(metric: str) -> tuple[str, float]:
     """Column label and multiplier for a main metric: fractions as %, pose errors in mm."""
     return (f"{metric} (mm)", 1.0) if "mpjpe" in metric else (f"{metric} %", 100.0)
@@ -238,7 +286,9 @@ def summarize(runs: list[AblationRun]) -> list[dict[str, Any]]:
         rows.append({"variant": name, "metric": sel[0].metric, "n": len(finals), "mean": mean,
                      "std": std, "min": min(finals), "max": max(finals), "auc_mean": auc_mean,
                      "auc_std": auc_std, "skipped_steps": sum(r.skipped_steps for r in sel),
-                     "minutes": sum(r.seconds for r in sel) / 60})
+                     "minutes": sum(r.seconds for r in sel) / 60,
+                     "energy_mj": _nanmean([r.energy_mj for r in sel]),
+                     "firing_rate": _nanmean([r.firing_rate for r in sel])})
     return rows
 
 
@@ -249,10 +299,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         return f"{k * mean:.1f}" + ("" if math.isnan(std) else f" ± {k * std:.1f}")
 
     lines = [f"| variant | seeds | final {label} (mean ± std) | min | max "
-             f"| mean over epochs | skipped steps |",
-             "|---|---|---|---|---|---|---|"]
+             f"| mean over epochs | skipped steps | energy mJ/clip | firing rate |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def num(value: float, fmt: str) -> str:
+        return "–" if math.isnan(value) else format(value, fmt)
     for r in rows:
         lines.append(f"| {r['variant']} | {r['n']} | {pm(r['mean'], r['std'])} "
                      f"| {k * r['min']:.1f} | {k * r['max']:.1f} "
-                     f"| {pm(r['auc_mean'], r['auc_std'])} | {r['skipped_steps']} |")
+                     f"| {pm(r['auc_mean'], r['auc_std'])} | {r['skipped_steps']} "
+                     f"| {num(r.get('energy_mj', math.nan), '.4f')} "
+                     f"| {num(r.get('firing_rate', math.nan), '.3f')} |")
     return "\n".join(lines)

@@ -98,10 +98,11 @@ def build_moving_digits(data_cfg: Any, *, num_classes: int, seed: int, **_) -> T
 
 
 def build_digit_relay(data_cfg: Any, *, num_classes: int, seed: int, **_) -> TaskData:
-    """The embedded DigitRelay task (label = the route a hop takes through four digits);
+    """The embedded DigitRelay task (label = the route the activity takes through four digits);
     frames >= 64x64 so that stages 3-4 see >= 4x4 tokens per frame, T >= 8."""
     checks = (("data.size", data_cfg.size, data_cfg.size >= 64, ">= 64"),
-              ("data.num_frames", data_cfg.num_frames, data_cfg.num_frames >= 8, ">= 8"),
+              ("data.num_frames", data_cfg.num_frames,
+               data_cfg.num_frames >= 8 and data_cfg.num_frames % 4 == 0, ">= 8 and a multiple of 4"),
               ("model.num_classes", num_classes, num_classes in RELAY_CLASSES,
                f"one of {sorted(RELAY_CLASSES)}"),
               ("data.modality", data_cfg.modality, data_cfg.modality in ("rgb", "gray"), "rgb or gray"))
