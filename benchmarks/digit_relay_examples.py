@@ -1,7 +1,7 @@
 """Example clips of the DigitRelay task, one row per class, as a PNG for the docs.
 
-Each row is one clip (T = 8 frames, 64x64); the frame in which a digit hops is marked with the
-hopping digit's quadrant. Clips come from the test split (seed 0), so the figure is reproducible.
+Each row is one clip (T = 8 frames, 64x64); each frame is titled with the quadrant of the active
+(lit) digit. Clips come from the test split (seed 0), so the figure is reproducible.
 
     python benchmarks/digit_relay_examples.py                       # -> docs/img/digit_relay.png
     python benchmarks/digit_relay_examples.py --out /tmp/relay.png --size 96 --frames 12
@@ -28,7 +28,7 @@ def plot_examples(out: Path, size: int = 64, frames: int = 8, seed: int = 0) -> 
     for row in range(k):
         params = ds.clip_params(row)  # label = index % num_classes
         clip = ds.render(params)  # [T, C, H, W]
-        hopper = {t: QUADRANTS[q] for q, t in params["hop_frames"].items()}
+        hopper = {t: QUADRANTS[q] for q, ts in params["hop_frames"].items() for t in ts}
         for t in range(frames):
             ax = axes[row, t]
             ax.imshow(clip[t].transpose(1, 2, 0), interpolation="nearest")
@@ -38,7 +38,8 @@ def plot_examples(out: Path, size: int = 64, frames: int = 8, seed: int = 0) -> 
             ax.set_yticks([])
             ax.set_title(f"t={t}" + (f" {hopper[t]}" if t in hopper else ""), fontsize=7, pad=2)
         axes[row, 0].set_ylabel(ds.classes[row], fontsize=8)
-    fig.suptitle("DigitRelay: the hop goes round the four digits; the class is its route", fontsize=9)
+    fig.suptitle("DigitRelay: the lit digit goes round the four quadrants; the class is its route",
+                 fontsize=9)
     fig.tight_layout(pad=0.3)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)

@@ -12,7 +12,8 @@ from spikevideoformer.deploy import fold
 from spikevideoformer.engine import Trainer, build_dataloader, load_config, read_jsonl
 from spikevideoformer.engine.stopping import PlateauStopper
 from spikevideoformer.layers.blocks import ConvBlock, TransformerBlock
-from spikevideoformer.models import residual_norms, zero_init_residual
+from spikevideoformer.layers.neuron import LIF
+from spikevideoformer.models import residual_norms, set_training_recipe, zero_init_residual
 
 from helpers import assert_fires
 
@@ -158,3 +159,68 @@ def test_per_step_loss_is_rejected_outside_classification(tmp_path):
     cfg = load_named_config("seg_demo", ["optim.per_step_loss=true"], out_dir=tmp_path)
     with pytest.raises(ValueError, match="per_step_loss applies to classification only"):
         get_task(cfg.run.task).check(cfg)
+
+
+# --------------------------------------------------------------------------- surrogate width, BN momentum
+def test_surrogate_width_changes_only_the_backward():
+    torch.manual_seed(0)
+    model = create_model("svf_tiny", num_classes=4).train()
+    zero_init_residual(model)
+    x, y = torch.rand(2, 3, 3, 32, 32), torch.tensor([1, 3])
+    assert_fires(model, lambda: model(x))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    results = []
+    for alpha in (4.0, 1.0):
+        model.load_state_dict(state)  # RepConv's BN padding reads running stats: same start
+        counts = set_training_recipe(model, surrogate_alpha=alpha)
+        assert counts["lif"] == sum(isinstance(m, LIF) for m in model.modules()) > 0
+        assert all(m.params.alpha == alpha for m in model.modules() if isinstance(m, LIF))
+        model.zero_grad()
+        out = model(x)
+        F.cross_entropy(out, y).backward()
+        grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((out.detach(), grad))
+    assert torch.equal(results[0][0], results[1][0])  # same forward, bit for bit
+    assert not torch.allclose(results[0][1], results[1][1])  # a different backward
+
+
+def test_bn_momentum_sets_every_batchnorm_and_keeps_the_forward():
+    torch.manual_seed(0)
+    model = create_model("svf_tiny", num_classes=4)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert set_training_recipe(model, bn_momentum=1.0) == {"lif": 0, "batchnorm": len(bns)}
+    assert all(m.momentum == 1.0 for m in bns)
+    bn = next(m for m in model.downsample1_1.modules() if isinstance(m, nn.BatchNorm2d))
+    x = torch.rand(2, 3, 3, 32, 32)
+    seen = []
+    hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    model.train()(x)
+    hook.remove()
+    # momentum 1: the running mean is the last batch's mean (0.1 would keep 90 % of the old 0)
+    torch.testing.assert_close(bn.running_mean, seen[0].mean((0, 2, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_recipe_keys_are_checked_and_applied_by_fit(tmp_path, monkeypatch):
+    for bad, key in (({"surrogate_alpha": 0.0}, "model.surrogate_alpha"),
+                     ({"surrogate_alpha": 2.0, "neuron": "relu"}, "lif"),
+                     ({"bn_momentum": 0.0}, "model.bn_momentum"),
+                     ({"bn_momentum": 1.5}, "model.bn_momentum")):
+        with pytest.raises(ValueError, match=key):
+            load_config({"model": bad})
+    from spikevideoformer.tasks import fit as fit_module
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(model, *a, **k):
+        seen["lif"] = {m.params.alpha for m in model.modules() if isinstance(m, LIF)}
+        seen["bn"] = {m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        raise Stop
+    monkeypatch.setattr(fit_module, "Trainer", capture)
+    cfg = load_config("src/spikevideoformer/configs/ablate.yaml",
+                      ["model.surrogate_alpha=2.5", "model.bn_momentum=0.05", "data.train_samples=4",
+                       "data.val_samples=4", f"run.out_dir={tmp_path}"])
+    with pytest.raises(Stop):
+        fit_module.fit_task(cfg, progress=False)
+    assert seen == {"lif": {2.5}, "bn": {0.05}}

@@ -64,6 +64,8 @@ class ModelConfig:
     spike_max: int = 1
     temporal_state: bool = True
     attention_scale: Optional[Union[float, str]] = None
+    surrogate_alpha: Optional[float] = None
+    bn_momentum: Optional[float] = None
     init: Optional[str] = None
     grad_checkpointing: bool = False
     zero_init_residual: bool = True
@@ -233,6 +235,14 @@ def _validate(cfg: TrainConfig) -> None:
         _check(len(m.embed_dim) == 4 and all(c > 0 for c in m.embed_dim), "model.embed_dim",
                "must be null or 4 positive channel widths", list(m.embed_dim))
     _check(m.spike_max >= 1, "model.spike_max", "must be >= 1", m.spike_max)
+    _check(m.surrogate_alpha is None or (math.isfinite(m.surrogate_alpha) and m.surrogate_alpha > 0),
+           "model.surrogate_alpha", "must be null (official 4.0) or a finite number > 0",
+           m.surrogate_alpha)
+    _check(m.surrogate_alpha is None or m.neuron == "lif", "model.surrogate_alpha",
+           "applies to spiking (lif) neurons only; set it to null with model.neuron=relu",
+           m.surrogate_alpha)
+    _check(m.bn_momentum is None or (math.isfinite(m.bn_momentum) and 0 < m.bn_momentum <= 1),
+           "model.bn_momentum", "must be null (PyTorch's 0.1) or a number in (0, 1]", m.bn_momentum)
     for k in ("num_frames", "size", "batch_size", "eval_clips"):
         _check(getattr(d, k) >= 1, f"data.{k}", "must be >= 1", getattr(d, k))
     _check(d.eval_crops in (1, 3), "data.eval_crops", "must be 1 or 3", d.eval_crops)

@@ -13,10 +13,14 @@ Adam's epsilon. Identity blocks at init keep the gradient norm O(1).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
-__all__ = ["zero_init_residual", "residual_norms"]
+from ..layers.neuron import LIF
+
+__all__ = ["zero_init_residual", "residual_norms", "set_training_recipe"]
 
 
 def residual_norms(model: nn.Module) -> list[nn.Module]:
@@ -45,3 +49,21 @@ def zero_init_residual(model: nn.Module) -> int:
     for norm in norms:
         norm.weight.zero_()
     return len(norms)
+
+
+def set_training_recipe(model: nn.Module, surrogate_alpha: float | None = None,
+                        bn_momentum: float | None = None) -> dict[str, int]:
+    """Training-only knobs that leave the forward computation unchanged (docs/design.md §7.5):
+    ``surrogate_alpha`` sets the width of every LIF's sigmoid surrogate gradient (used only in
+    the backward; official 4.0), ``bn_momentum`` the running-statistics momentum of every
+    BatchNorm (PyTorch's 0.1). ``None`` leaves a knob alone. Returns how many modules changed."""
+    counts = {"lif": 0, "batchnorm": 0}
+    for mod in model.modules():
+        if surrogate_alpha is not None and isinstance(mod, LIF):
+            mod.params = dataclasses.replace(mod.params, alpha=float(surrogate_alpha))
+            counts["lif"] += 1
+        if bn_momentum is not None and isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.momentum = float(bn_momentum)
+            counts["batchnorm"] += 1
+    return counts
+

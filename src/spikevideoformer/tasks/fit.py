@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from ..engine import Trainer, build_dataloader, distributed_run, seed_everything
 from ..engine.config import TrainConfig
-from ..models import zero_init_residual
+from ..models import set_training_recipe, zero_init_residual
 from .datasets import TaskData
 from .registry import TaskSpec, get_task
 
@@ -51,6 +51,7 @@ def _fit(cfg: TrainConfig, spec: TaskSpec, info, progress: bool, data: Optional[
     model = spec.build_model(cfg, data, **options)
     if cfg.model.zero_init_residual:  # training-time init only (docs/design.md §7.2)
         zero_init_residual(model)
+    set_training_recipe(model, cfg.model.surrogate_alpha, cfg.model.bn_momentum)  # §7.5
     start_cfg = spec.prepare(model, cfg, data)
     task = spec.make_task(cfg, data)
     train_loader, val_loader = build_loaders(cfg, data, info)
