@@ -169,3 +169,19 @@ def test_quick_study_every_variant_trains(tmp_path):
     assert set(rows) == {"hamming/joint (full)", "dot/joint", "hamming/spatial (neuron-only time)"}
     for name, row in rows.items():
         assert row["min"] >= 0.95 and row["skipped_steps"] == 0, (name, row)
+
+
+def test_a_config_key_added_later_keeps_finished_runs_reusable():
+    """A run saved before a config key existed is the same experiment while the key has its
+    default value, and a different one when it does not."""
+    same = ablations._same
+    defaults = {"config": {"model": {"name": "svf_tiny", "surrogate_alpha": None}}}
+    saved = {"variant": "v", "config": {"model": {"name": "svf_tiny"}}}
+    assert same(saved, {"variant": "v", "config": {"model": {"name": "svf_tiny", "surrogate_alpha": None}}},
+                defaults)
+    assert not same(saved, {"variant": "v", "config": {"model": {"name": "svf_tiny", "surrogate_alpha": 2.0}}},
+                    defaults)
+    assert not same(saved, {"variant": "v", "config": {"model": {"name": "svf_15m", "surrogate_alpha": None}}},
+                    defaults)
+    assert not same(saved, {"variant": "v", "config": {"model": {}}}, defaults)  # a key removed
+    assert not same(saved, {"variant": "w", "config": saved["config"]}, defaults)

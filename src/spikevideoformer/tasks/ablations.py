@@ -34,7 +34,7 @@ from .datasets import TaskData
 from .fit import fit_task
 from .registry import get_task
 
-__all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "CONFIG_VARIANTS", "HEADLINE_VARIANTS", "curves", "headline_budget", "AblationRun", "run_ablations",
+__all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "RECIPE_VARIANTS", "CONFIG_VARIANTS", "HEADLINE_VARIANTS", "curves", "headline_budget", "AblationRun", "run_ablations",
            "summarize", "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
@@ -51,6 +51,11 @@ VARIANTS: dict[str, list[str]] = {
     "dot/spatial": ["model.attention=dot", "model.design=spatial"],
     "dot/factorized": ["model.attention=dot", "model.design=factorized"],
     "dot/hierarchical": ["model.attention=dot", "model.design=hierarchical"],
+    # training-recipe options (docs/design.md §7.4-7.5): the forward is the full model's
+    "per-step loss": ["optim.per_step_loss=true"],
+    "surrogate alpha 2": ["model.surrogate_alpha=2.0"],
+    "surrogate alpha 8": ["model.surrogate_alpha=8.0"],
+    "bn momentum 0.01": ["model.bn_momentum=0.01"],
 }
 PRETRAINED = "image-pretrained init"
 # the study of the 16x16 / 32x32 configs (before the dot x design grid was added)
@@ -60,6 +65,7 @@ PAPER_VARIANTS = list(VARIANTS)[:9]
 GRID_VARIANTS = [FULL, "hamming/spatial (neuron-only time)", "hamming/factorized",
                  "hamming/hierarchical", "dot/joint", "dot/spatial", "dot/factorized",
                  "dot/hierarchical", "scale 1/8", PRETRAINED, "spatial, no temporal state"]
+RECIPE_VARIANTS = [FULL, "per-step loss", "surrogate alpha 2", "surrogate alpha 8", "bn momentum 0.01"]
 # variants ``svf ablate`` trains by default, per shipped config (others: PAPER_VARIANTS)
 CONFIG_VARIANTS = {"relay_ablate": GRID_VARIANTS}
 
@@ -178,13 +184,26 @@ def _identity(spec: dict[str, Any]) -> dict[str, Any]:
     return {"variant": spec["variant"], "seed": spec["seed"], "config": spec["config"]}
 
 
+def _same(saved: Any, current: Any, default: Any) -> bool:
+    """``saved == current``, where a config key added since the run was saved counts as equal
+    when the current value is its default (a new key keeps old behaviour at its default)."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        default = default if isinstance(default, dict) else {}
+        return all(k in current for k in saved) and all(
+            _same(saved[k], current[k], default.get(k)) if k in saved
+            else k in default and current[k] == default[k] for k in current)
+    return saved == current
+
+
 def _reusable(spec: dict[str, Any]) -> AblationRun | None:
     path = Path(spec["out"]) / "ablation_run.json"
     if not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved["spec"] == json.loads(json.dumps(_identity(spec))):
+        current = json.loads(json.dumps(_identity(spec)))
+        defaults = json.loads(json.dumps({"config": to_dict(TrainConfig())}))
+        if _same(saved["spec"], current, defaults):
             return AblationRun(**{_OLD_FIELDS.get(k, k): v for k, v in saved["run"].items()})
     except (ValueError, KeyError, TypeError):
         pass
