@@ -28,7 +28,7 @@ from spikevideoformer.engine import seed_everything
 from spikevideoformer.models import create_model, zero_init_residual
 
 # name -> (model, frame size, clips per batch)
-SIZES = {"tiny": ("svf_tiny", 64, 8), "paper": ("svf_15m", 224, 2)}
+SIZES = {"tiny": ("svf_tiny", 64, 8), "paper": ("svf_15m", 224, 1)}
 
 
 def grad_norms(model_name: str, size: int, batch: int, attention: str, zero_init: bool,

@@ -12,6 +12,8 @@ from spikevideoformer.data.digit_relay import QUADRANTS, RELAY_CLASSES, DigitRel
 from spikevideoformer.data.moving_digits import digit_split_indices
 from spikevideoformer.tasks.datasets import build_dataset, dataset_names
 
+from helpers import assert_fires
+
 CHANCE = 0.25
 # Blindness margin. Measured with probe_accuracies below (3000 train / 1000 val clips, MLP on
 # 8x8-pooled grey frames; default design: flash, gap 1), data seeds 0-5, 24 values: single frame
@@ -258,3 +260,26 @@ def test_spatial_model_without_temporal_state_stays_at_chance(tmp_path):
     result = fit_task(cfg, progress=False)
     print("spatial, no temporal state: val_acc", result["val_acc"], "best", result["best_metric"])
     assert abs(result["val_acc"] - CHANCE) < 0.08  # 512 clips: binomial std 0.019
+
+
+@pytest.mark.parametrize("design", ["joint", "spatial"])
+def test_the_ann_counterpart_is_blind_to_frame_order_and_the_spiking_model_is_not(design):
+    """Only LIF membranes carry frame order: the ANN counterpart (ReLU, softmax attention, no
+    time embedding) gives the same output for any permutation of the frames, so DigitRelay is
+    beyond it; the spiking model's output changes."""
+    from spikevideoformer.models import create_model
+
+    torch.manual_seed(0)
+    x = torch.stack([DigitRelay("val", num_samples=2)[i][0] for i in range(2)])
+    perm = torch.tensor([3, 0, 6, 1, 7, 2, 5, 4])
+    ann = create_model("svf_tiny", num_classes=4, neuron="relu", attention="softmax", design=design).eval()
+    snn = create_model("svf_tiny", num_classes=4, design=design).train()  # batch statistics: fires
+    with torch.no_grad():
+        a, b = ann(x), ann(x[:, perm])
+        assert float(a.abs().max()) > 1e-3
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        assert_fires(snn, lambda: snn(x))
+        state = {k: v.clone() for k, v in snn.state_dict().items()}
+        s = snn(x)
+        snn.load_state_dict(state)
+        assert not torch.allclose(s, snn(x[:, perm]), rtol=1e-3, atol=1e-4)
