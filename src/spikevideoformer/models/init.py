@@ -66,4 +66,3 @@ def set_training_recipe(model: nn.Module, surrogate_alpha: float | None = None,
             mod.momentum = float(bn_momentum)
             counts["batchnorm"] += 1
     return counts
-

@@ -34,11 +34,13 @@ from .datasets import TaskData
 from .fit import fit_task
 from .registry import get_task
 
-__all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "RECIPE_VARIANTS", "CONFIG_VARIANTS", "HEADLINE_VARIANTS", "curves", "headline_budget", "AblationRun", "run_ablations",
-           "summarize", "markdown_table", "metric_display"]
+__all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "CONFIG_VARIANTS", "HEADLINE_VARIANTS",
+           "curves", "headline_budget", "AblationRun", "run_ablations", "summarize",
+           "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
-VARIANTS: dict[str, list[str]] = {
+# the study of the 16x16 / 32x32 configs (before the dot x design grid was added)
+_PAPER: dict[str, list[str]] = {
     FULL: [],
     "dot/joint": ["model.attention=dot"],
     "hamming/spatial (neuron-only time)": ["model.design=spatial"],
@@ -48,6 +50,9 @@ VARIANTS: dict[str, list[str]] = {
     "scale 1/8": ["model.attention_scale=1/8"],
     "scale 1/sqrt(d)": ["model.attention_scale=1/sqrt(d)"],
     "image-pretrained init": [],  # + T = 1 pre-training on DigitFrames, see _pretrain
+}
+VARIANTS: dict[str, list[str]] = {
+    **_PAPER,
     "dot/spatial": ["model.attention=dot", "model.design=spatial"],
     "dot/factorized": ["model.attention=dot", "model.design=factorized"],
     "dot/hierarchical": ["model.attention=dot", "model.design=hierarchical"],
@@ -58,14 +63,12 @@ VARIANTS: dict[str, list[str]] = {
     "bn momentum 0.01": ["model.bn_momentum=0.01"],
 }
 PRETRAINED = "image-pretrained init"
-# the study of the 16x16 / 32x32 configs (before the dot x design grid was added)
-PAPER_VARIANTS = list(VARIANTS)[:9]
+PAPER_VARIANTS = list(_PAPER)
 # the full grid: {Hamming, dot} x {joint, spatial, factorized, hierarchical}, scale 1/8,
 # image-pretrained init, and the no-temporal-state control (frame-order blind)
 GRID_VARIANTS = [FULL, "hamming/spatial (neuron-only time)", "hamming/factorized",
                  "hamming/hierarchical", "dot/joint", "dot/spatial", "dot/factorized",
                  "dot/hierarchical", "scale 1/8", PRETRAINED, "spatial, no temporal state"]
-RECIPE_VARIANTS = [FULL, "per-step loss", "surrogate alpha 2", "surrogate alpha 8", "bn momentum 0.01"]
 # variants ``svf ablate`` trains by default, per shipped config (others: PAPER_VARIANTS)
 CONFIG_VARIANTS = {"relay_ablate": GRID_VARIANTS}
 
