@@ -35,7 +35,7 @@ from spikevideoformer.tasks.classification.runner import build_classifier
 from spikevideoformer.tasks.common import load_trained
 
 VARIANTS = ["hamming/joint (full)", "hamming/spatial (neuron-only time)", "hamming/factorized",
-            "hamming/hierarchical", "dot/joint", "dot/spatial"]
+            "hamming/hierarchical", "dot/joint", "dot/spatial", "spatial, no temporal state"]
 STAGE_OUTPUTS = {"stage2": "ConvBlock2_2", "stage3": "block3", "stage4": "block4"}
 
 
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--train-clips", type=int, default=512)
     ap.add_argument("--val-clips", type=int, default=256)
+    ap.add_argument("--csv", type=Path, default=None, help="write one row per checkpoint here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
@@ -139,6 +140,26 @@ def main() -> None:
     for r in rows:
         print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f"{r[c]:.2f}" for c in cols)
               + f" | {r['distinct_block3']:.3f} | {r['distinct_block4']:.3f} |")
+    cols += ["distinct_block3", "distinct_block4"]
+    print("\nmean ± std over seeds")
+    print("| variant | seeds | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        cells = []
+        for c in cols:
+            vals = [r[c] for r in mine]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.fmean(vals):.2f} ± {sd:.2f}")
+        print(f"| {variant} | {len(mine)} | " + " | ".join(cells) + " |")
+    if args.csv:
+        import csv
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["variant", "seed", *cols])
+            w.writeheader()
+            w.writerows(rows)
+        print(f"rows written to {args.csv}")
 
 
 if __name__ == "__main__":
