@@ -10,6 +10,7 @@ official one (zero-init only changes initial weights).
     python benchmarks/dot_grad_gain.py                  # svf_tiny 64x64 and svf_15m 224x224
     python benchmarks/dot_grad_gain.py --sizes tiny     # the ablation's size only (seconds)
     python benchmarks/dot_grad_gain.py --out docs/img   # also writes dot_grad_gain.csv
+    python benchmarks/dot_grad_gain.py --sizes tiny --attentions dot --init PRETRAIN/best
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from spikevideoformer.analysis.grad_scale import STAGES, stage_grad_norms
 from spikevideoformer.atomic import write_csv
 from spikevideoformer.data.digit_relay import DigitRelay
 from spikevideoformer.engine import seed_everything
+from spikevideoformer.engine.checkpoint import load_model_weights
 from spikevideoformer.models import create_model, zero_init_residual
 
 # name -> (model, frame size, clips per batch)
@@ -32,13 +34,16 @@ SIZES = {"tiny": ("svf_tiny", 64, 8), "paper": ("svf_15m", 224, 1)}
 
 
 def grad_norms(model_name: str, size: int, batch: int, attention: str, zero_init: bool,
-               seed: int) -> tuple[dict[str, float], list[tuple[str, float]]]:
+               seed: int, init: str | None = None) -> tuple[dict[str, float], list[tuple[str, float]]]:
     """Per-stage parameter-gradient norms, and ``(block, |dL/d output|)`` for every conv and
-    transformer block in forward order (the ratio of neighbours is one block's gradient gain)."""
+    transformer block in forward order (the ratio of neighbours is one block's gradient gain).
+    ``init``: weights loaded after zero-init, as ``model.init`` does in training."""
     seed_everything(seed)
     model = create_model(model_name, num_classes=4, attention=attention, design="joint")
     if zero_init:
         zero_init_residual(model)
+    if init:
+        load_model_weights(init, model)
     data = DigitRelay("train", num_samples=batch, size=size, seed=seed)
     video = torch.stack([data[i][0] for i in range(batch)])
     target = torch.tensor([data[i][1] for i in range(batch)])
@@ -65,6 +70,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", help="directory for dot_grad_gain.csv")
+    ap.add_argument("--init", help="weights to start from (e.g. the T = 1 pre-training checkpoint of "
+                                   "an `image-pretrained init` ablation run with model.attention=dot);"
+                                   " only its attention kind is measured")
+    ap.add_argument("--attentions", default="hamming,dot")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,13 +82,14 @@ def main() -> None:
     rows = []
     for size_name in args.sizes.split(","):
         model_name, size, batch = SIZES[size_name]
-        for attention in ("hamming", "dot"):
+        for attention in args.attentions.split(","):
             for zero_init in (False, True):
                 for seed in seeds:
                     t0 = time.perf_counter()
-                    norms, blocks = grad_norms(model_name, size, batch, attention, zero_init, seed)
+                    norms, blocks = grad_norms(model_name, size, batch, attention, zero_init, seed,
+                                               args.init)
                     total = math.sqrt(sum(v * v for v in norms.values()))
-                    rows.append({"model": model_name, "size": size, "batch": batch,
+                    rows.append({"model": model_name, "size": size, "batch": batch, "init": args.init or "",
                                  "attention": attention, "zero_init": zero_init, "seed": seed,
                                  **norms, "total": total, "finite": math.isfinite(total),
                                  "seconds": round(time.perf_counter() - t0, 1)})

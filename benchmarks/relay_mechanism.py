@@ -16,12 +16,13 @@ reports, per attention layer of stages 3-4, how different the frames' attention 
 attention multiplies every frame's queries by one clip-wide KᵀV sum, spatial attention by the
 frame's own.
 
-    python benchmarks/relay_mechanism.py --study runs/relay_ablate
+    python benchmarks/relay_mechanism.py --study runs/relay_ablate --csv docs/img/relay_mechanism.csv
     python benchmarks/relay_mechanism.py --study runs/relay_ablate --variants "hamming/joint (full)" --seeds 0
 """
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 from pathlib import Path
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 
 from spikevideoformer.data.digit_relay import DigitRelay
+from spikevideoformer.cli.ablate import _parse_variants
+from spikevideoformer.tasks.ablations import VARIANTS as ABLATION_VARIANTS
 from spikevideoformer.tasks.ablations import _slug
 from spikevideoformer.tasks.classification.runner import build_classifier
 from spikevideoformer.tasks.common import load_trained
@@ -105,7 +108,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
     rows = []
-    for variant in [v for v in args.variants.split(",") if v]:
+    for variant in _parse_variants(args.variants, ABLATION_VARIANTS):
         for seed in [int(s) for s in args.seeds.split(",")]:
             ckpt = args.study / _slug(variant) / f"seed{seed}" / "best"
             if not ckpt.exists():
@@ -118,7 +121,8 @@ def main() -> None:
                 DigitRelay("val", num_samples=args.val_clips, **kw)
             (ftr, _), (fva, distinct) = features(model, tr), features(model, va)
             ytr, yva = targets(tr), targets(va)
-            row = {"variant": variant, "seed": seed}
+            record = json.loads((ckpt.parent / "ablation_run.json").read_text())["run"]
+            row = {"variant": variant, "seed": seed, "final_acc": record["final"]}
             for stage in STAGE_OUTPUTS:
                 xtr = ftr[stage][:, 1:].reshape(-1, ftr[stage].shape[-1])
                 xva = fva[stage][:, 1:].reshape(-1, fva[stage].shape[-1])
@@ -152,11 +156,16 @@ def main() -> None:
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             cells.append(f"{statistics.fmean(vals):.2f} ± {sd:.2f}")
         print(f"| {variant} | {len(mine)} | " + " | ".join(cells) + " |")
+    if len(rows) > 2:
+        from scipy.stats import spearmanr
+        acc = [r["final_acc"] for r in rows]
+        print(f"\nSpearman rank correlation with the run's final val acc, {len(rows)} runs: "
+              + ", ".join(f"{c} {spearmanr([r[c] for r in rows], acc)[0]:+.2f}" for c in cols))
     if args.csv:
         import csv
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["variant", "seed", *cols])
+            w = csv.DictWriter(f, fieldnames=["variant", "seed", "final_acc", *cols])
             w.writeheader()
             w.writerows(rows)
         print(f"rows written to {args.csv}")

@@ -39,6 +39,7 @@ __all__ = ["VARIANTS", "PAPER_VARIANTS", "GRID_VARIANTS", "CONFIG_VARIANTS", "HE
            "markdown_table", "metric_display"]
 
 FULL = "hamming/joint (full)"
+ANN = "ANN counterpart"
 # the study of the 16x16 / 32x32 configs (before the dot x design grid was added)
 _PAPER: dict[str, list[str]] = {
     FULL: [],
@@ -61,14 +62,17 @@ VARIANTS: dict[str, list[str]] = {
     "surrogate alpha 2": ["model.surrogate_alpha=2.0"],
     "surrogate alpha 8": ["model.surrogate_alpha=8.0"],
     "bn momentum 0.01": ["model.bn_momentum=0.01"],
+    # the real-valued counterpart on the same data and recipe (ReLU, softmax over all tokens)
+    ANN: ["model.neuron=relu", "model.attention=softmax"],
 }
 PRETRAINED = "image-pretrained init"
 PAPER_VARIANTS = list(_PAPER)
 # the full grid: {Hamming, dot} x {joint, spatial, factorized, hierarchical}, scale 1/8,
-# image-pretrained init, and the no-temporal-state control (frame-order blind)
+# image-pretrained init, the no-temporal-state control (frame-order blind) and the ANN
+# counterpart (also frame-order blind: no state carries order, docs/classification.md)
 GRID_VARIANTS = [FULL, "hamming/spatial (neuron-only time)", "hamming/factorized",
                  "hamming/hierarchical", "dot/joint", "dot/spatial", "dot/factorized",
-                 "dot/hierarchical", "scale 1/8", PRETRAINED, "spatial, no temporal state"]
+                 "dot/hierarchical", "scale 1/8", PRETRAINED, "spatial, no temporal state", ANN]
 # variants ``svf ablate`` trains by default, per shipped config (others: PAPER_VARIANTS)
 CONFIG_VARIANTS = {"relay_ablate": GRID_VARIANTS}
 
