@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikevideoformer.atomic import write_csv
 from spikevideoformer.data.digit_relay import DigitRelay
 from spikevideoformer.cli.ablate import _parse_variants
 from spikevideoformer.tasks.ablations import VARIANTS as ABLATION_VARIANTS
@@ -162,13 +163,7 @@ def main() -> None:
         print(f"\nSpearman rank correlation with the run's final val acc, {len(rows)} runs: "
               + ", ".join(f"{c} {spearmanr([r[c] for r in rows], acc)[0]:+.2f}" for c in cols))
     if args.csv:
-        import csv
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["variant", "seed", "final_acc", *cols])
-            w.writeheader()
-            w.writerows(rows)
-        print(f"rows written to {args.csv}")
+        print(f"rows written to {write_csv(args.csv, rows)}")
 
 
 if __name__ == "__main__":
