@@ -11,6 +11,7 @@ official one (zero-init only changes initial weights).
     python benchmarks/dot_grad_gain.py --sizes tiny     # the ablation's size only (seconds)
     python benchmarks/dot_grad_gain.py --out docs/img   # also writes dot_grad_gain.csv
     python benchmarks/dot_grad_gain.py --sizes tiny --attentions dot --init PRETRAIN/best
+    python benchmarks/dot_grad_gain.py --sizes paper --seeds 0,1,2 --batch 2   # ~10 GB RAM
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ def main() -> None:
                                    "an `image-pretrained init` ablation run with model.attention=dot);"
                                    " only its attention kind is measured")
     ap.add_argument("--attentions", default="hamming,dot")
+    ap.add_argument("--batch", type=int, help="clips per batch (default: 8 tiny, 1 paper)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,6 +84,7 @@ def main() -> None:
     rows = []
     for size_name in args.sizes.split(","):
         model_name, size, batch = SIZES[size_name]
+        batch = args.batch or batch
         for attention in args.attentions.split(","):
             for zero_init in (False, True):
                 for seed in seeds:
