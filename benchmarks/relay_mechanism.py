@@ -32,9 +32,8 @@ import torch
 
 from spikevideoformer.atomic import write_csv
 from spikevideoformer.data.digit_relay import DigitRelay
-from spikevideoformer.cli.ablate import _parse_variants
 from spikevideoformer.tasks.ablations import VARIANTS as ABLATION_VARIANTS
-from spikevideoformer.tasks.ablations import _slug
+from spikevideoformer.tasks.ablations import parse_variants, run_dir_name
 from spikevideoformer.tasks.classification.runner import build_classifier
 from spikevideoformer.tasks.common import load_trained
 
@@ -109,9 +108,9 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)")
     rows = []
-    for variant in _parse_variants(args.variants, ABLATION_VARIANTS):
+    for variant in parse_variants(args.variants, ABLATION_VARIANTS):
         for seed in [int(s) for s in args.seeds.split(",")]:
-            ckpt = args.study / _slug(variant) / f"seed{seed}" / "best"
+            ckpt = args.study / run_dir_name(variant) / f"seed{seed}" / "best"
             if not ckpt.exists():
                 print(f"skip {variant} seed {seed}: no {ckpt}")
                 continue

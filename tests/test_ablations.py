@@ -92,7 +92,7 @@ def test_runs_are_recorded_reused_and_parallel_equals_serial(tmp_path, monkeypat
         assert 0 <= r.final <= 1 and r.epochs == 2 and 0 <= r.mean_over_epochs <= 1
         assert r.metric == "val_acc"
         assert r.energy_mj > 0 and 0 <= r.firing_rate <= 1  # profiled best checkpoint
-        saved = json.loads((tmp_path / "s" / ablations._slug(r.variant) / f"seed{r.seed}"
+        saved = json.loads((tmp_path / "s" / ablations.run_dir_name(r.variant) / f"seed{r.seed}"
                             / "ablation_run.json").read_text())
         assert saved["run"]["final"] == r.final
     got = curves(serial, tmp_path / "s")
@@ -139,9 +139,11 @@ def test_cli_rejects_bad_seeds_and_variants(tmp_path, capsys):
         svf_main(["ablate", "--variants", "cosine", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="unknown variant"):
         svf_main(["ablate", "--variants", "dot/joint,cosine", "--out", str(tmp_path)])
-    from spikevideoformer.cli.ablate import _parse_variants
-    assert _parse_variants("dot/joint, spatial, no temporal state,scale 1/8", VARIANTS) == \
+    from spikevideoformer.tasks.ablations import parse_variants
+    assert parse_variants("dot/joint, spatial, no temporal state,scale 1/8") == \
         ["dot/joint", "spatial, no temporal state", "scale 1/8"]
+    with pytest.raises(ValueError, match="'cosine'"):
+        parse_variants("dot/joint,cosine")
 
 
 def test_segmentation_config_ablates_miou(tmp_path):

@@ -47,18 +47,11 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _parse_variants(text: str, known) -> list[str]:
-    """Comma-separated variant names; a name that itself contains a comma (e.g. "spatial, no
-    temporal state") is recognised by joining pieces until they form a known name."""
-    out, piece = [], ""
-    for part in text.split(","):
-        piece = f"{piece},{part}" if piece else part
-        if piece.strip() in known:
-            out.append(piece.strip())
-            piece = ""
-    if piece.strip() or not out:
-        bad = piece.strip() or text
-        raise SystemExit(f"svf ablate: unknown variant(s) {bad!r}; choose from {list(known)}")
-    return out
+    from ..tasks.ablations import parse_variants
+    try:
+        return parse_variants(text, known)
+    except ValueError as err:
+        raise SystemExit(f"svf ablate: {err}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -109,8 +109,26 @@ class AblationRun:
 _OLD_FIELDS = {"val_acc": "final", "best_val_acc": "best", "mean_val_acc": "mean_over_epochs"}
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+def run_dir_name(variant: str) -> str:
+    """The directory of a variant's runs inside a study (``<out>/<run_dir_name>/seed<k>/``)."""
+    return "".join(c if c.isalnum() else "_" for c in variant).strip("_")
+
+
+def parse_variants(text: str, known=None) -> list[str]:
+    """Comma-separated variant names; a name that itself contains a comma (e.g. "spatial, no
+    temporal state") is recognised by joining pieces until they form a known name.
+    Raises ``ValueError`` naming the unknown piece."""
+    known = VARIANTS if known is None else known
+    out, piece = [], ""
+    for part in text.split(","):
+        piece = f"{piece},{part}" if piece else part
+        if piece.strip() in known:
+            out.append(piece.strip())
+            piece = ""
+    if piece.strip() or not out:
+        bad = piece.strip() or text
+        raise ValueError(f"unknown variant(s) {bad!r}; choose from {list(known)}")
+    return out
 
 
 def _pretrain(cfg: TrainConfig, out: Path, progress: bool) -> Path:
@@ -180,7 +198,7 @@ def curves(runs: Sequence[AblationRun], out_dir: str | Path) -> dict[tuple[str, 
     (runs whose directory is gone are left out)."""
     out = {}
     for r in runs:
-        log = Path(out_dir) / _slug(r.variant) / f"seed{r.seed}" / "metrics.jsonl"
+        log = Path(out_dir) / run_dir_name(r.variant) / f"seed{r.seed}" / "metrics.jsonl"
         if log.is_file():
             out[(r.variant, r.seed)] = [float(x[r.metric]) for x in _last_run_records(log, r.metric)]
     return out
@@ -243,7 +261,7 @@ def run_ablations(base: str | Path | TrainConfig, out_dir: str | Path, seeds=(0,
     specs = []
     for name in names:
         for seed in seeds:
-            out = Path(out_dir) / _slug(name) / f"seed{seed}"
+            out = Path(out_dir) / run_dir_name(name) / f"seed{seed}"
             ovr = list(table[name]) + [f"run.seed={seed}", f"run.out_dir={out}"]
             specs.append({"variant": name, "seed": seed, "out": str(out), "base": base_cfg,
                           "overrides": ovr, "progress": progress and jobs == 1,
